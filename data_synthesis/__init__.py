@@ -1,1 +1,3 @@
-"""data_synthesis"""
+"""Readers, schemas and synthesis of training data for rerank-rl."""
+
+from rerank_rl.rl import _env  # noqa: F401

@@ -1,1 +1,1 @@
-"""rewards"""
+"""Reward functions, metrics and output parsers for rerank-rl."""

@@ -1,0 +1,167 @@
+"""YAML recipes validated against dataclass schemas, with `--set key=value` overrides.
+
+A recipe names its paradigm (`paradigm: groupwise`); the paradigm's schema (a tree of dataclasses registered with
+`register_schema`) decides which keys exist and what type each has. Everything is checked before any heavy work,
+and a mistake is reported as one line naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from rerank_rl.rl.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+_SCHEMAS: dict[str, type] = {}
+
+
+def register_schema(paradigm: str):
+    """Class decorator: the dataclass is the recipe schema for `paradigm`."""
+
+    def wrap(cls):
+        _SCHEMAS[paradigm] = cls
+        return cls
+
+    return wrap
+
+
+def _parse_override(item: str, source: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise UserError(f"{source}: override {item!r} must look like key.sub=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> dict:
+    for item in overrides:
+        keys, value = _parse_override(item, source)
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise UserError(f"{source}: cannot set {'.'.join(keys)}: '{key}' is not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, key: str, source: str):
+    """Check `value` against annotation `tp`; returns the value (ints widen to floats)."""
+    origin, args = get_origin(tp), get_args(tp)
+    bad = UserError(f"{source}: key '{key}' expects {_type_name(tp)}, got {value!r}")
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key, source)
+            except UserError:
+                continue
+        raise bad
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{source}: key '{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"{source}: key '{key}' is a section and needs a mapping, got {value!r}")
+        return build(tp, value, source, prefix=key + ".")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return [_coerce(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value)] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _coerce(v, args[1], f"{key}.{k}", source) for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise bad
+    if tp in (int, float) and isinstance(value, bool):
+        raise bad
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise bad
+    return value
+
+
+def build(schema: type, data: dict, source: str, prefix: str = ""):
+    """Instantiate dataclass `schema` from `data`, rejecting unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"{source}: unknown key '{prefix}{unknown[0]}' (known in this section: {', '.join(sorted(fields))})")
+    values = {name: _coerce(value, hints[name], prefix + name, source) for name, value in data.items()}
+    try:
+        obj = schema(**values)
+    except TypeError as err:
+        raise UserError(f"{source}: section '{prefix.rstrip('.') or 'top level'}': {err}") from None
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as err:
+            raise UserError(f"{source}: {prefix}{err}") from None
+    return obj
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping")
+    return data
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None):
+    """Read, override and validate a recipe; returns the paradigm's schema instance."""
+    data = apply_overrides(read_yaml(path), overrides or [])
+    paradigm = data.get("paradigm")
+    _import_schemas()
+    if paradigm not in _SCHEMAS:
+        raise UserError(f"{path}: key 'paradigm' must be one of {sorted(_SCHEMAS)}, got {paradigm!r}")
+    return build(_SCHEMAS[paradigm], data, str(path))
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def save_resolved(config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def _import_schemas() -> None:
+    """Schemas register themselves when their module is imported."""
+    import importlib
+
+    for module in ("rerank_rl.rl.recipe", "rerank_rl.rl.paradigms.classifier.config"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise

@@ -1,0 +1,45 @@
+"""Fixtures shared by the whole suite.
+
+Tests that need ../shared/data skip with a reason when it is absent, but fail under CI (CI=true), where a missing
+data folder means a broken set-up rather than a developer's partial checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def require_path(path: Path) -> Path:
+    if path.exists():
+        return path
+    message = f"{path} not found: the real-data tests read ../shared/data beside the repository"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set, so this is an error)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return require_path(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def default_lm_path() -> Path:
+    from rerank_rl.rl.models import prepare_default_lm
+
+    return prepare_default_lm()
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `rerank-rl ARGS` in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "rerank_rl.rl.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
