@@ -1,0 +1,71 @@
+"""Decoding backends behind one call: `generator(list_of_chat_messages, max_new_tokens) -> list[str]`.
+
+`HFGenerator` batches prompts through transformers' `generate` (CPU default); `VLLMGenerator` uses a vLLM offline
+engine when the optional `vllm` extra is installed on a GPU machine. Both decode greedily unless told otherwise,
+so evaluation is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+
+class HFGenerator:
+    def __init__(self, model, tokenizer, batch_size: int = 8, temperature: float = 0.0, progress: bool = True):
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size, self.temperature, self.progress = batch_size, temperature, progress
+        self.tokenizer.padding_side = "left"  # decoder-only models continue from the right end
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def __call__(self, conversations: Sequence[list[dict]], max_new_tokens: int) -> list[str]:
+        import torch
+
+        texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+        # Sorting by length keeps padding (wasted compute on CPU) small inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        outputs: list[str] = [""] * len(texts)
+        was_training = self.model.training
+        self.model.eval()
+        batches = range(0, len(order), self.batch_size)
+        for start in tqdm(batches, desc="generate", unit="batch", disable=not self.progress):
+            idx = order[start:start + self.batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
+            with torch.inference_mode():
+                out = self.model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                          **sampling)
+            new_tokens = out[:, enc["input_ids"].shape[1]:]
+            for i, text in zip(idx, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+                outputs[i] = text
+        if was_training:
+            self.model.train()
+        return outputs
+
+
+class VLLMGenerator:
+    """vLLM offline engine (GPU). Imported lazily: vLLM is an optional extra with its own torch."""
+
+    def __init__(self, model_path: str, temperature: float = 0.0, **engine_kwargs):
+        from vllm import LLM
+
+        self.llm = LLM(model=model_path, **engine_kwargs)
+        self.temperature = temperature
+
+    def __call__(self, conversations: Sequence[list[dict]], max_new_tokens: int) -> list[str]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=self.temperature, max_tokens=max_new_tokens)
+        results = self.llm.chat(list(conversations), params, use_tqdm=True)
+        return [r.outputs[0].text for r in results]
+
+
+def load_hf_generator(model_path: str, batch_size: int = 8, dtype: str = "float32") -> HFGenerator:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+    return HFGenerator(model, tokenizer, batch_size=batch_size)

@@ -1,0 +1,144 @@
+"""Recipe schema of the GLiClass-style zero-shot classifier (`paradigm: classifier`).
+
+Every section has defaults that run in a few minutes on two CPU cores; `configs/gliclass.yaml` spells them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rerank_rl.rl.config import register_schema
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "minilm"  # "minilm" (embedded all-MiniLM-L6-v2), a local folder or a hub id
+    max_length: int = 160
+    text_vector: Literal["cls", "sep"] = "cls"  # first token of the sequence, or the <<SEP>> token before the text
+    class_vector: Literal["average", "first"] = "average"  # mean of the label span, or its <<LABEL>> token
+    projector_init: Literal["identity", "random"] = "identity"  # identity keeps the encoder's geometry at step 0
+    logit_scale: float = 10.0  # initial scale of the cosine scores (learned)
+    dropout: float = 0.1
+
+    def validate(self):
+        if self.max_length < 16:
+            raise ValueError("max_length must be at least 16 tokens")
+        if self.logit_scale <= 0:
+            raise ValueError("logit_scale must be positive")
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None  # folder holding the sets; default ../shared/data beside the repository
+    train: list[str] = field(default_factory=lambda: ["emotion_dair:train", "banking77:train", "sst2:train"])
+    eval: list[str] = field(default_factory=lambda: ["ag_news:test", "yin2019_emotion:test"])
+    train_per_set: int | None = 3000  # examples drawn from each training set (None: all)
+    eval_examples: int | None = 500  # examples drawn from each evaluation set (None: all)
+    max_labels: int = 8  # candidate labels offered per training example (gold included)
+    other_negatives: int = 2  # of those, negatives drawn from the other training sets' labels
+    shuffle_labels: bool = True
+
+    def validate(self):
+        if not self.train:
+            raise ValueError("train needs at least one set")
+        if self.max_labels < 2:
+            raise ValueError("max_labels must be at least 2 (the gold label and one negative)")
+        if not 0 <= self.other_negatives < self.max_labels:
+            raise ValueError("other_negatives must be in [0, max_labels)")
+
+
+@dataclass
+class SupervisedConfig:
+    enabled: bool = True
+    steps: int = 250
+    batch_size: int = 16
+    lr: float = 3e-5  # encoder
+    head_lr: float = 1e-3  # projectors and logit scale, which start untrained
+    warmup: float = 0.1  # fraction of steps with a linear warm-up
+    weight_decay: float = 0.01
+    loss: Literal["bce", "focal", "ce"] = "bce"  # bce / focal: multi-label (sigmoid); ce: single-label (softmax)
+    focal_gamma: float = 2.0
+    focal_alpha: float = -1.0  # weight of positives in the focal loss; negative disables it
+    grad_clip: float = 1.0
+    log_every: int = 10
+    save_every: int = 100
+
+    def validate(self):
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
+        if self.focal_alpha > 1:
+            raise ValueError("focal_alpha must be <= 1 (negative: off)")
+
+
+@dataclass
+class PPOConfig:
+    enabled: bool = True
+    steps: int = 60
+    batch_size: int = 16
+    samples_per_example: int = 4  # Bernoulli action vectors drawn per example (one forward pass serves them all)
+    inner_iters: int = 3  # optimisation passes over each rollout batch
+    clip_eps: float = 0.2
+    kl_coef: float = 0.05  # weight of KL(policy || frozen reference), per label
+    entropy_coef: float = 0.0  # > 0 rewards higher per-label entropy (exploration)
+    lr: float = 1e-5
+    head_lr: float = 1e-4
+    reward: str = "f1_micro"  # a classification reward from the registry (f1_micro, f1_macro, accuracy, recall)
+    baseline: Literal["value", "batch_mean", "group_mean"] = "value"
+    value_lr: float = 1e-3
+    grad_clip: float = 1.0
+    log_every: int = 5
+    save_every: int = 50
+
+    def validate(self):
+        if self.steps < 0 or self.batch_size < 1 or self.samples_per_example < 1 or self.inner_iters < 1:
+            raise ValueError("steps >= 0, batch_size, samples_per_example and inner_iters >= 1")
+        if not 0 < self.clip_eps < 1:
+            raise ValueError("clip_eps must be in (0, 1)")
+        if self.kl_coef < 0 or self.entropy_coef < 0:
+            raise ValueError("kl_coef and entropy_coef must be >= 0")
+        if self.baseline == "group_mean" and self.samples_per_example < 2:
+            raise ValueError("baseline group_mean needs samples_per_example >= 2")
+
+
+@dataclass
+class EvaluateConfig:
+    enabled: bool = True
+    batch_size: int = 32
+    embedding_baseline: bool = True  # MiniLM similarity between text and label name, beside the model
+    classification_type: Literal["single-label", "multi-label"] = "single-label"
+    threshold: float = 0.5  # multi-label only
+
+
+@dataclass
+class ExportConfig:
+    enabled: bool = True
+    dir: str = "export"  # relative to the run folder
+
+
+@dataclass
+class RayConfig:
+    """Read by the orchestration layer only; the stages never see Ray."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+
+
+@register_schema("classifier")
+@dataclass
+class ClassifierRecipe:
+    paradigm: str = "classifier"
+    seed: int = 0
+    output_dir: str | None = None
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def validate(self):
+        if self.paradigm != "classifier":
+            raise ValueError("paradigm must be 'classifier' for this schema")

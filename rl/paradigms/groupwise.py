@@ -1,0 +1,140 @@
+"""Groupwise reranking (GroupRank): one prompt holds a query and a numbered group of passages, and the model
+answers with a 0-10 score for every passage as a JSON object, optionally after a short reasoning section.
+
+    <reason>...</reason>            (reasoning variant only)
+    <answer>{"[1]": 7, "[2]": 0}</answer>
+
+At inference a long candidate list is cut into windows of `window` passages moved by `stride`, repeated over fresh
+shuffles; a passage's score is the mean of score/10 over the windows it appeared in (a window that omits it counts
+as 0, which is what the reward also assumes). Optional fusion mixes in the min-max normalised first-stage score.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+
+from rerank_rl.rewards.parsers import parse_scores
+
+PROMPT_VERSION = "groupwise-v1"
+DEFAULT_REWARDS = {"grouprank": 1.0}
+
+_RUBRIC = (
+    "You judge passages for a search engine. For each numbered passage decide how useful it is for answering the "
+    "query: a passage that states the answer is most useful; one that is on the right topic but does not give the "
+    "answer is somewhat useful; one about another subject, or about a different entity that merely shares words "
+    "with the query, is useless. Give every passage an integer score from 0 (useless) to 10 (answers the query)."
+)
+_FORMAT = {
+    "reasoning": 'First think briefly inside <reason></reason>. Then give the scores as a JSON object inside '
+                 '<answer></answer>, for example <answer>{"[1]": 9, "[2]": 0}</answer>.',
+    "answer_only": 'Reply with the scores only, as a JSON object inside <answer></answer>, for example '
+                   '<answer>{"[1]": 9, "[2]": 0}</answer>.',
+}
+VARIANTS = tuple(_FORMAT)
+
+
+def build_messages(query: str, passages: Sequence[str], variant: str = "answer_only", max_chars: int = 400) -> list[dict]:
+    """Chat messages for one group. Passages are trimmed to `max_chars` characters to bound the prompt length."""
+    if variant not in _FORMAT:
+        raise ValueError(f"unknown groupwise variant {variant!r} (choose from {', '.join(VARIANTS)})")
+    numbered = "\n".join(f"[{i}] {' '.join(p.split())[:max_chars]}" for i, p in enumerate(passages, start=1))
+    user = f"Query: {query}\n\nPassages:\n{numbered}\n\nScore all {len(passages)} passages, [1] to [{len(passages)}]."
+    return [{"role": "system", "content": f"{_RUBRIC} {_FORMAT[variant]}"}, {"role": "user", "content": user}]
+
+
+def grade_to_score(grade: int, max_grade: int) -> int:
+    """Map a graded label (0..max_grade) onto the 0-10 answer scale."""
+    return round(10 * max(0, grade) / max(1, max_grade))
+
+
+def gold_answer(labels: Sequence[int], variant: str = "answer_only", max_grade: int = 3) -> str:
+    """The target completion the built-in teacher writes for SFT: the gold grades rendered in the answer format."""
+    scores = {f"[{i}]": grade_to_score(g, max_grade) for i, g in enumerate(labels, start=1)}
+    answer = f"<answer>{json.dumps(scores)}</answer>"
+    if variant == "answer_only":
+        return answer
+    best = [k for k, s in scores.items() if s >= 8]
+    partial = [k for k, s in scores.items() if 0 < s < 8]
+    parts = [f"{', '.join(best)} {'answers' if len(best) == 1 else 'answer'} the query" if best
+             else "No passage answers the query"]
+    if partial:
+        parts.append(f"{', '.join(partial)} {'is' if len(partial) == 1 else 'are'} related but incomplete")
+    parts.append("the others do not help")
+    return f"<reason>{'; '.join(parts)}.</reason>\n{answer}"
+
+
+def parse(completion: str, num_passages: int) -> list[float | None]:
+    """Scores per passage position from a completion, clipped to 0-10; None where a passage got no score."""
+    parsed = parse_scores(completion)
+    scores = parsed.value or {}
+    return [None if scores.get(i) is None else min(10.0, max(0.0, scores[i])) for i in range(1, num_passages + 1)]
+
+
+def max_new_tokens(num_passages: int, variant: str) -> int:
+    """Generation budget: about 7 tokens per `"[i]": s, ` pair, plus room for the tags (and the reasoning)."""
+    return 12 + 8 * num_passages + (64 if variant == "reasoning" else 0)
+
+
+def windows(n: int, window: int, stride: int) -> list[range]:
+    """Start-anchored windows covering positions 0..n-1; the last one is moved back to end at n."""
+    if n <= window:
+        return [range(n)]
+    starts = list(range(0, n - window + 1, stride))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    return [range(s, s + window) for s in starts]
+
+
+def rank_candidates(
+    examples: Sequence[dict],
+    generate: Callable[[list[list[dict]], int], list[str]],
+    variant: str = "answer_only",
+    window: int = 20,
+    stride: int = 10,
+    repeats: int = 1,
+    fusion_weight: float | None = None,
+    max_chars: int = 400,
+    seed: int = 0,
+) -> dict[str, list[tuple[str, float]]]:
+    """Rerank full candidate lists. `generate(list_of_messages, max_new_tokens) -> completions` does the decoding,
+    so the same code serves transformers, vLLM or a served endpoint. Returns {qid: [(doc_id, score)]}."""
+    rng = random.Random(seed)
+    jobs: list[tuple[str, list[int]]] = []
+    prompts: list[list[dict]] = []
+    for ex in examples:
+        n = len(ex["doc_ids"])
+        for _ in range(repeats):
+            order = list(range(n))
+            if repeats > 1:
+                rng.shuffle(order)
+            for win in windows(n, window, stride):
+                members = [order[i] for i in win]
+                jobs.append((ex["qid"], members))
+                prompts.append(build_messages(ex["query"], [ex["doc_texts"][m] for m in members], variant, max_chars))
+    budget = max_new_tokens(min(window, max(len(ex["doc_ids"]) for ex in examples)), variant)
+    completions = generate(prompts, budget)
+    totals: dict[str, list[float]] = {ex["qid"]: [0.0] * len(ex["doc_ids"]) for ex in examples}
+    counts: dict[str, list[int]] = {ex["qid"]: [0] * len(ex["doc_ids"]) for ex in examples}
+    for (qid, members), text in zip(jobs, completions):
+        for member, score in zip(members, parse(text, len(members))):
+            totals[qid][member] += (score or 0.0) / 10.0
+            counts[qid][member] += 1
+    run = {}
+    for ex in examples:
+        qid = ex["qid"]
+        scores = [t / max(c, 1) for t, c in zip(totals[qid], counts[qid])]
+        # 0-10 answers tie often; a tiny first-stage-order bonus breaks ties the way the retriever would.
+        scores = [s - 1e-6 * pos for pos, s in enumerate(scores)]
+        if fusion_weight is not None:
+            scores = fuse(scores, ex["first_stage_scores"], fusion_weight)
+        run[qid] = list(zip(ex["doc_ids"], scores))
+    return run
+
+
+def fuse(rerank_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[float]:
+    """weight * rerank + (1 - weight) * min-max normalised first-stage score (GroupRank used weight 0.6)."""
+    low, high = min(first_stage), max(first_stage)
+    span = (high - low) or 1.0
+    return [weight * r + (1 - weight) * (f - low) / span for r, f in zip(rerank_scores, first_stage)]

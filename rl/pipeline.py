@@ -1,0 +1,141 @@
+"""A recipe end to end: data -> evaluate (before) -> sft -> rl -> evaluate (after) -> export -> report.
+
+The run folder holds the resolved config, each stage's outputs and checkpoints, metrics, TREC runs, tensorboard logs
+and a markdown report. `state.json` records finished stages, so `--resume` skips them and continues the stage that
+was interrupted from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rerank_rl.rl.config import CONFIG_DIR, load_recipe, save_resolved
+from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.models import resolve_model
+from rerank_rl.rl.orchestration import StageRunner
+
+DEFAULT_RECIPE = CONFIG_DIR / "grouprank.yaml"
+RESOLVED = "config.yaml"
+
+
+class RunState:
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "state.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"done": {}}
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data["done"]
+
+    def finish(self, stage: str, result) -> None:
+        self.data["done"][stage] = result
+        self.data.pop("current", None)
+        self._write()
+
+    def start(self, stage: str) -> None:
+        self.data["current"] = stage
+        self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        tmp.replace(self.path)  # atomic: a kill never leaves a torn state file
+
+
+def new_run_dir(config, output_dir: str | None) -> Path:
+    if output_dir:
+        return Path(output_dir)
+    return Path(config.output_dir) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_recipe(config, run_dir: Path, resume: bool = False) -> dict:
+    """Run (or continue) every stage of a reranker recipe in `run_dir`; returns the final metrics."""
+    if config.paradigm == "classifier":
+        from rerank_rl.rl.paradigms.classifier.pipeline import run_recipe as run_classifier
+
+        with StageRunner(config.ray, run_dir) as runner:
+            return runner.task(run_classifier, config, run_dir, resume, num_cpus=2)
+
+    from rerank_rl.rl.report import write_report
+    from rerank_rl.rl.stages.evaluation import evaluate_checkpoint
+    from rerank_rl.rl.stages.export import export_run
+    from rerank_rl.rl.stages.grpo import run_rl
+    from rerank_rl.rl.stages.prepare import prepare_data
+    from rerank_rl.rl.stages.sft import run_sft
+
+    state = RunState(run_dir)
+    qrels = None
+    if config.data.eval.qrels:
+        from rerank_rl.data_synthesis.readers import read_qrels
+
+        qrels = read_qrels(config.data.eval.qrels)
+    base = resolve_model(config.model.name)
+    with StageRunner(config.ray, run_dir) as runner:
+
+        def stage(name: str, fn, *args, training: bool = False):
+            if state.done(name):
+                return state.data["done"][name]
+            interrupted = state.data.get("current") == name
+            state.start(name)
+            if training:
+                runner.train(name, fn, *args, resume and interrupted)
+                result = str(run_dir / name / "merged")
+            else:
+                result = runner.task(fn, *args)
+            state.finish(name, result)
+            return result
+
+        stage("data", prepare_data, config, run_dir)
+        if config.evaluate.enabled and config.evaluate.before_training:
+            stage("eval_before", evaluate_checkpoint, config, run_dir, base, "before", qrels)
+        model = base
+        if config.sft.enabled:
+            model = stage("sft", run_sft, config, run_dir, model, training=True)
+        if config.rl.enabled:
+            model = stage("rl", run_rl, config, run_dir, model, training=True)
+        after = None
+        if config.evaluate.enabled:
+            after = stage("eval_after", evaluate_checkpoint, config, run_dir, model, "after", qrels)
+        if model != base:
+            stage("export", lambda *a: str(export_run(*a)), config, run_dir, Path(model))
+    write_report(run_dir)
+    return after or {}
+
+
+def train_command(args) -> int:
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / RESOLVED).exists():
+            raise UserError(f"{run_dir}: not a run folder (no {RESOLVED})")
+        config = load_recipe(run_dir / RESOLVED, args.overrides)
+    else:
+        config = load_recipe(args.config or DEFAULT_RECIPE, args.overrides)
+        run_dir = new_run_dir(config, args.output_dir)
+        if (run_dir / "state.json").exists():
+            raise UserError(f"{run_dir} already holds a run: continue it with --resume {run_dir}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_resolved(config, run_dir / RESOLVED)
+    run_dir = run_dir.resolve()
+    started = time.time()
+    metrics = run_recipe(config, run_dir, resume=bool(args.resume))
+    print(f"run folder: {run_dir}")
+    if metrics:
+        print(json.dumps({k: metrics[k] for k in ("first_stage", "reranked") if k in metrics}, indent=2))
+    print(f"report: {run_dir / 'report.md'}  ({time.time() - started:.0f} s)")
+    return 0
+
+
+def export_command(args) -> int:
+    from rerank_rl.rl.stages.export import export_run
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / RESOLVED).exists():
+        raise UserError(f"{run_dir}: not a run folder (no {RESOLVED})")
+    config = load_recipe(run_dir / RESOLVED)
+    state = RunState(run_dir)
+    model = state.data["done"].get("rl") or state.data["done"].get("sft")
+    if not model:
+        raise UserError(f"{run_dir}: no finished training stage to export")
+    print(export_run(config, run_dir, Path(model), Path(args.out) if args.out else None))
+    return 0

@@ -1,0 +1,139 @@
+"""Schema of the reranker recipes (configs/grouprank*.yaml). Every key a recipe may hold is declared here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rerank_rl.rl.config import register_schema
+
+
+@dataclass
+class ModelSection:
+    name: str = "smollm2-135m-instruct"  # an embedded default, a local folder, or a hub id (offline: must be cached)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+@dataclass
+class LoraSection:
+    enabled: bool = True
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class SourceSection:
+    """One data source. `format` decides which of the path keys are needed."""
+
+    format: Literal["builtin", "rank_llm", "trec_run", "beir", "scifact_train", "triples", "dataset"] = "builtin"
+    path: str = ""        # rank_llm JSON, TREC run, BEIR folder, SciFact folder, triples TSV, or saved HF dataset
+    qrels: str = ""
+    topics: str = ""      # trec_run only
+    corpus: str = ""      # trec_run only: a BEIR corpus.jsonl
+    depth: int = 20       # candidates kept per query (first-stage order)
+    max_queries: int = 0  # 0 = all
+    num_queries: int = 48  # builtin only
+    seed: int = 0         # builtin only
+
+    def validate(self) -> None:
+        if self.format != "builtin" and not self.path:
+            raise ValueError(f"path is required for format {self.format!r}")
+
+
+@dataclass
+class DataSection:
+    train: list[SourceSection] = field(default_factory=lambda: [SourceSection()])
+    eval: SourceSection = field(default_factory=lambda: SourceSection(num_queries=16, seed=1000))
+    group_sizes: list[int] = field(default_factory=lambda: [4, 5, 6])  # multi-scale groups (GroupRank: 5..20)
+    groups_per_query: int = 2
+    max_doc_chars: int = 300
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.group_sizes or min(self.group_sizes) < 2:
+            raise ValueError("group_sizes needs sizes of at least 2")
+
+
+@dataclass
+class SFTSection:
+    enabled: bool = True
+    teacher: Literal["gold", "synthesized"] = "gold"  # gold: render gold grades as the answer (built-in teacher)
+    max_steps: int = 30
+    learning_rate: float = 3e-4
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    save_steps: int = 10
+
+
+@dataclass
+class RLSection:
+    enabled: bool = True
+    trainer: Literal["grpo", "rloo"] = "grpo"
+    loss_type: str = "dapo"  # any TRL GRPO loss type: grpo, dr_grpo, dapo, bnpo, cispo, sapo, ...
+    importance_sampling_level: Literal["token", "sequence"] = "token"  # "sequence" = GSPO
+    max_steps: int = 12
+    learning_rate: float = 2e-5
+    num_generations: int = 4
+    prompts_per_step: int = 2  # each step draws this many prompts x num_generations completions
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    beta: float = 0.001  # KL coefficient
+    # {spec: weight} or {spec: {weight: w, option: value}}; specs: registry names, module:function, file.py:function
+    rewards: dict[str, float | dict[str, Any]] = field(default_factory=lambda: {"grouprank": 1.0})
+    filter_zero_variance: bool = True
+    save_steps: int = 4
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+
+    def validate(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be at least 2: group-relative advantages compare completions "
+                             "of the same prompt")
+        if not self.rewards:
+            raise ValueError("rewards needs at least one reward")
+
+
+@dataclass
+class EvalSection:
+    enabled: bool = True
+    before_training: bool = True  # also score the untrained model, for the before/after report
+    window: int = 10
+    stride: int = 5
+    repeats: int = 1
+    fusion_weight: float | None = None  # None = no fusion with the first-stage score
+    batch_size: int = 8
+    metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "ndcg@5", "mrr@10", "recall@5"])
+
+
+@dataclass
+class ExportSection:
+    merge: bool = True  # also write a merged full checkpoint beside the adapter
+
+
+@dataclass
+class RaySection:
+    enabled: bool = True
+    address: str = ""  # empty: start a local cluster; "auto" or host:port: join one
+    num_workers: int = 1  # Ray Train workers for the training stages
+    use_gpu: bool = False
+    deepspeed: str = ""  # path of a DeepSpeed JSON config, applied to the training stages
+
+
+@dataclass
+@register_schema("groupwise")
+class GroupwiseRecipe:
+    paradigm: Literal["groupwise"] = "groupwise"
+    name: str = "grouprank"
+    variant: Literal["answer_only", "reasoning"] = "answer_only"
+    seed: int = 0
+    output_dir: str = "runs"
+    model: ModelSection = field(default_factory=ModelSection)
+    lora: LoraSection = field(default_factory=LoraSection)
+    data: DataSection = field(default_factory=DataSection)
+    sft: SFTSection = field(default_factory=SFTSection)
+    rl: RLSection = field(default_factory=RLSection)
+    evaluate: EvalSection = field(default_factory=EvalSection)
+    export: ExportSection = field(default_factory=ExportSection)
+    ray: RaySection = field(default_factory=RaySection)

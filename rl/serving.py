@@ -1,0 +1,40 @@
+"""Load an exported reranker and rank candidate lists with the settings it was trained and evaluated with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.generation import load_hf_generator
+from rerank_rl.rl.paradigms import get_paradigm
+
+
+class Reranker:
+    def __init__(self, export_dir: Path, bundle: dict):
+        self.bundle = bundle
+        self.paradigm = get_paradigm(bundle["paradigm"])
+        settings = bundle["inference"]
+        self.generate = load_hf_generator(str(export_dir / "model"), batch_size=settings.get("batch_size", 8),
+                                          dtype=bundle.get("dtype", "float32"))
+
+    def rerank_run(self, examples: list[dict], fusion_weight: float | None = None) -> dict:
+        s = self.bundle["inference"]
+        return self.paradigm.rank_candidates(
+            examples, self.generate, variant=self.bundle["variant"], window=s["window"], stride=s["stride"],
+            repeats=s["repeats"], fusion_weight=fusion_weight if fusion_weight is not None else s["fusion_weight"],
+            max_chars=s["max_doc_chars"], seed=s["seed"])
+
+
+def load_reranker(export_dir: str | Path, paradigm: str | None = None) -> Reranker:
+    export_dir = Path(export_dir)
+    path = export_dir / "bundle.json"
+    if not path.exists():
+        raise UserError(f"{export_dir}: not an export folder (no bundle.json; create one with `rerank-rl export RUN_DIR`)")
+    try:
+        bundle = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    if paradigm and bundle.get("paradigm") != paradigm:
+        raise UserError(f"{path}: the model was trained as {bundle.get('paradigm')!r}, not {paradigm!r}")
+    return Reranker(export_dir, bundle)

@@ -1,0 +1,78 @@
+"""Helpers shared by the training stages: model loading, LoRA, TRL argument defaults, checkpoints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """Newest `checkpoint-N` folder that finished saving (trainer_state.json is written last), else None."""
+    found = []
+    for path in Path(folder).glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and (path / "trainer_state.json").exists():
+            found.append((int(match.group(1)), path))
+    return str(max(found)[1]) if found else None
+
+
+def lora_config(section):
+    if not section.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=section.r, lora_alpha=section.alpha, lora_dropout=section.dropout,
+                      target_modules=section.target_modules, task_type="CAUSAL_LM")
+
+
+def common_args(config, output_dir: Path, stage_name: str, max_steps: int, learning_rate: float,
+                save_steps: int) -> dict:
+    """TrainingArguments shared by SFT and RL: fixed steps, frequent checkpoints, tensorboard, seeded."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(output_dir.parent / "tensorboard" / stage_name))
+    return dict(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=2,
+        report_to=["tensorboard"],
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=config.model.dtype == "bfloat16" and torch.cuda.is_available(),
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        deepspeed=config.ray.deepspeed or None,
+    )
+
+
+def load_causal_lm(path: str, dtype: str = "float32"):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    return model, tokenizer
+
+
+def save_merged(model, tokenizer, out: Path) -> Path:
+    """Save a full checkpoint; a PEFT model is merged first so the folder loads without peft."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

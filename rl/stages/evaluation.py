@@ -1,0 +1,42 @@
+"""The evaluate stage: rerank the evaluation lists with a checkpoint, write a TREC run and a metrics JSON that
+holds the first-stage figure beside the reranked one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datasets import load_from_disk
+
+from rerank_rl.data_synthesis.builtin import qrels_of
+from rerank_rl.rewards.metrics import write_trec_run
+from rerank_rl.rl.evaluate import default_rel_level, first_stage_run, score_runs
+from rerank_rl.rl.generation import load_hf_generator
+from rerank_rl.rl.paradigms import groupwise
+
+
+def rerank_with(model_path: str, examples: list[dict], config) -> dict[str, list[tuple[str, float]]]:
+    section = config.evaluate
+    generator = load_hf_generator(model_path, batch_size=section.batch_size, dtype=config.model.dtype)
+    return groupwise.rank_candidates(examples, generator, variant=config.variant, window=section.window,
+                                     stride=section.stride, repeats=section.repeats,
+                                     fusion_weight=section.fusion_weight, max_chars=config.data.max_doc_chars,
+                                     seed=config.seed)
+
+
+def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels=None) -> dict:
+    """Metrics of `model_path` on run_dir/data/eval, saved to run_dir/metrics/<name>.json (+ <name>.run)."""
+    examples = [dict(row) for row in load_from_disk(str(run_dir / "data" / "eval"))]
+    qrels = qrels or qrels_of(examples)
+    rel_level = default_rel_level(qrels)
+    reranked = rerank_with(model_path, examples, config)
+    results = score_runs({"first_stage": first_stage_run(examples), "reranked": reranked}, qrels, rel_level,
+                         metrics=config.evaluate.metrics)
+    out = run_dir / "metrics"
+    out.mkdir(parents=True, exist_ok=True)
+    write_trec_run(out / f"{name}.run", reranked, tag=f"rerank-rl-{name}")
+    payload = {"model": str(model_path), "reranked": results["reranked"], "first_stage": results["first_stage"],
+               "fusion": config.evaluate.fusion_weight is not None, "fusion_weight": config.evaluate.fusion_weight,
+               "rel_level": rel_level}
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    return payload

@@ -1,0 +1,45 @@
+"""The export stage: a merged HF checkpoint, the LoRA adapter, and a serving bundle (bundle.json) that records
+everything serving needs to format prompts and read answers exactly as training did."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.paradigms import groupwise
+
+BUNDLE = "bundle.json"
+
+
+def export_run(config, run_dir: Path, final_model: Path, out: Path | None = None) -> Path:
+    out = Path(out or run_dir / "export")
+    if not (final_model / "config.json").exists():
+        raise UserError(f"{final_model}: no trained checkpoint to export (did training finish?)")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copytree(final_model, tmp / "model")  # already merged: loads with plain transformers
+    adapter = run_dir / "rl" / "adapter"
+    if adapter.exists():
+        shutil.copytree(adapter, tmp / "adapter")
+    section = config.evaluate
+    bundle = {
+        "format": "rerank-rl-bundle/1",
+        "paradigm": config.paradigm,
+        "variant": config.variant,
+        "prompt_version": groupwise.PROMPT_VERSION,
+        "prompt_example": groupwise.build_messages("<query>", ["<passage 1>", "<passage 2>"], config.variant),
+        "parser": "rerank_rl.rewards.parsers:parse_scores",
+        "base_model": config.model.name,
+        "dtype": config.model.dtype,
+        "decoding": {"do_sample": False, "max_new_tokens": "12 + 8 * passages (+64 for reasoning)"},
+        "inference": {"window": section.window, "stride": section.stride, "repeats": section.repeats,
+                      "fusion_weight": section.fusion_weight, "max_doc_chars": config.data.max_doc_chars,
+                      "seed": config.seed, "batch_size": section.batch_size},
+    }
+    (tmp / BUNDLE).write_text(json.dumps(bundle, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # a half-written export never looks complete
+    return out

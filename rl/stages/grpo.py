@@ -1,0 +1,122 @@
+"""The RL stage: TRL's GRPOTrainer (any of its loss types; GSPO through sequence-level importance sampling) or
+RLOOTrainer, with rewards from the registry, LoRA from the config, and zero-variance groups filtered and counted.
+
+Batch semantics, stated once: every optimizer step draws `prompts_per_step` prompts and samples `num_generations`
+completions for each, so one step scores prompts_per_step x num_generations completions, and a reward call always
+holds every completion of a prompt (group-aware rewards see whole groups).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, load_from_disk
+
+from rerank_rl.rewards.contract import tap_components
+from rerank_rl.rewards.registry import combine_rewards
+from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
+
+REWARD_COLUMNS = ("qid", "source_qid", "doc_ids", "labels", "first_stage_scores")
+
+
+def rl_dataset(config, groups: Dataset) -> Dataset:
+    """Prompt column (chat messages) plus the columns rewards read; TRL passes the extra columns to rewards."""
+    prompts = [groupwise.build_messages(g["query"], g["doc_texts"], config.variant, config.data.max_doc_chars)
+               for g in groups]
+    return groups.select_columns([c for c in REWARD_COLUMNS if c in groups.column_names]).add_column("prompt", prompts)
+
+
+class ZeroVarianceFilter:
+    """Mixin for TRL's GRPO/RLOO trainers. A group whose completions all earned the same reward has zero advantage:
+    it teaches nothing, yet its tokens still enter the loss normaliser and the KL term. Such groups are masked out of
+    the loss, and their count is logged as `zero_variance_groups` (and their share as `frac_zero_variance`)."""
+
+    filter_zero_variance = True
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        advantages, mask = output["advantages"], output["completion_mask"]
+        size = self.num_generations
+        if not self.filter_zero_variance or advantages.numel() % size:
+            return output
+        flat = (advantages.abs() < 1e-6).view(-1, size).all(dim=1)
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["zero_variance_groups"].append(float(flat.sum().item()))
+        self._metrics[mode]["frac_zero_variance"].append(float(flat.float().mean().item()))
+        if flat.all():  # nothing would remain: keep the batch (its loss is the KL term alone)
+            return output
+        keep = (~flat).repeat_interleave(size).to(mask.dtype).unsqueeze(1)
+        output["completion_mask"] = mask * keep
+        return output
+
+
+def _component_logger(holder: list):
+    """Sink for reward components: appends each component's batch mean to the trainer's logged metrics."""
+
+    def sink(reward_name: str, components: dict) -> None:
+        if not holder:
+            return
+        metrics = holder[0]._metrics["train"]
+        for key, values in components.items():
+            present = [v for v in values if v is not None]
+            if present:
+                metrics[f"reward_components/{key}"].append(float(np.mean(present)))
+
+    return sink
+
+
+def _trainer_classes(kind: str):
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    if kind == "grpo":
+        return GRPOConfig, type("FilteredGRPOTrainer", (ZeroVarianceFilter, GRPOTrainer), {})
+    return RLOOConfig, type("FilteredRLOOTrainer", (ZeroVarianceFilter, RLOOTrainer), {})
+
+
+def run_rl(config, run_dir: Path, start_model: str, resume: bool = False) -> Path:
+    """Train with RL from `start_model`; save a merged checkpoint to run_dir/rl/merged and the adapter to
+    run_dir/rl/adapter. Returns the merged path."""
+    section = config.rl
+    out = run_dir / "rl"
+    dataset = rl_dataset(config, load_from_disk(str(run_dir / "data" / "train_groups")))
+    try:
+        reward = combine_rewards(section.rewards, name="reward")
+    except ValueError as err:
+        raise UserError(f"rl.rewards: {err}") from None
+    holder: list = []
+    reward_fn = tap_components(reward, _component_logger(holder))
+    config_cls, trainer_cls = _trainer_classes(section.trainer)
+    generation_batch = section.prompts_per_step * section.num_generations
+    extra = {"loss_type": section.loss_type, "importance_sampling_level": section.importance_sampling_level} \
+        if section.trainer == "grpo" else {}
+    try:
+        args = config_cls(
+            **common_args(config, out, "rl", section.max_steps, section.learning_rate, section.save_steps),
+            per_device_train_batch_size=generation_batch,
+            gradient_accumulation_steps=1,
+            num_generations=section.num_generations,
+            max_completion_length=section.max_completion_length,
+            temperature=section.temperature,
+            beta=section.beta,
+            use_vllm=section.use_vllm,
+            vllm_mode=section.vllm_mode,
+            log_completions=False,
+            **extra,
+        )
+    except ValueError as err:  # TRL's own checks (e.g. batch divisibility): say which recipe keys are involved
+        raise UserError(f"rl section rejected by TRL ({err}); one step draws rl.prompts_per_step x "
+                        f"rl.num_generations = {generation_batch} completions") from None
+    model, tokenizer = load_causal_lm(start_model, config.model.dtype)
+    trainer = trainer_cls(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=lora_config(config.lora))
+    trainer.filter_zero_variance = section.filter_zero_variance
+    holder.append(trainer)
+    trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
+    trainer.save_state()
+    if config.lora.enabled:
+        trainer.model.save_pretrained(out / "adapter")
+        tokenizer.save_pretrained(out / "adapter")
+    return save_merged(trainer.model, tokenizer, out / "merged")

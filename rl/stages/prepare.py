@@ -1,0 +1,29 @@
+"""The data stage of a reranker recipe: read the sources, cut training groups, keep the evaluation set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rerank_rl.data_synthesis.groups import sample_groups
+from rerank_rl.data_synthesis.schema import ranking_dataset
+from rerank_rl.data_synthesis.sources import load_source
+from rerank_rl.rl.errors import UserError
+
+
+def prepare_data(config, run_dir: Path) -> dict:
+    """Write run_dir/data/{train_groups, eval} as datasets and return their sizes."""
+    out = run_dir / "data"
+    train = [ex for source in config.data.train for ex in load_source(source)]
+    train = [ex for ex in train if max(ex["labels"], default=0) > 0]  # a group with nothing relevant teaches nothing
+    if not train:
+        raise UserError("data.train: no query with a relevant candidate (check the qrels and depth)")
+    groups = sample_groups(train, config.data.group_sizes, config.data.groups_per_query, seed=config.data.seed)
+    from datasets import Dataset
+
+    Dataset.from_list(groups).save_to_disk(str(out / "train_groups"))
+    eval_examples = load_source(config.data.eval)
+    ranking_dataset(eval_examples).save_to_disk(str(out / "eval"))
+    sizes = {"train_queries": len(train), "train_groups": len(groups), "eval_queries": len(eval_examples)}
+    (out / "sizes.json").write_text(json.dumps(sizes, indent=2))
+    return sizes

@@ -1,0 +1,52 @@
+"""SFT warm-start: teach the answer format (and a first sense of relevance) before RL.
+
+With `sft.teacher: gold` the target completion is the gold grades rendered in the paradigm's answer format (the
+built-in teacher); with `synthesized` the stage reads the SFT dataset the synthesis stage wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset, load_from_disk
+
+from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
+
+
+def sft_dataset(config, groups: Dataset, run_dir: Path) -> Dataset:
+    if config.sft.teacher == "synthesized":
+        path = run_dir / "synthesis" / "sft"
+        if not path.exists():
+            raise UserError(f"sft.teacher is 'synthesized' but {path} does not exist: run the synthesize stage first")
+        return load_from_disk(str(path)).select_columns(["prompt", "completion"])
+    max_grade = max(max(labels) for labels in groups["labels"]) or 1
+    rows = [{
+        "prompt": groupwise.build_messages(g["query"], g["doc_texts"], config.variant, config.data.max_doc_chars),
+        "completion": [{"role": "assistant",
+                        "content": groupwise.gold_answer(g["labels"], config.variant, max_grade=max(3, max_grade))}],
+    } for g in groups]
+    return Dataset.from_list(rows)
+
+
+def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Path:
+    """Train, then save a merged checkpoint to run_dir/sft/merged and return its path."""
+    from trl import SFTConfig, SFTTrainer
+
+    out = run_dir / "sft"
+    groups = load_from_disk(str(run_dir / "data" / "train_groups"))
+    dataset = sft_dataset(config, groups, run_dir)
+    model, tokenizer = load_causal_lm(base_model, config.model.dtype)
+    args = SFTConfig(
+        **common_args(config, out, "sft", config.sft.max_steps, config.sft.learning_rate, config.sft.save_steps),
+        per_device_train_batch_size=config.sft.batch_size,
+        gradient_accumulation_steps=config.sft.gradient_accumulation_steps,
+        completion_only_loss=True,
+        max_length=2048,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(config.lora))
+    trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
+    trainer.save_state()
+    return save_merged(trainer.model, tokenizer, out / "merged")
