@@ -30,7 +30,7 @@ __all__ = ["read_completions", "summarize", "add_reward_parser", "run_reward_sco
 def read_completions(path: str | Path) -> tuple[list[Any], list[Any], dict[str, list]]:
     """(prompts, completions, columns) from a JSONL file; ValueError `path:line: why` on a malformed line."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise ValueError(f"{path}: file not found")
     records = []
     with path.open(encoding="utf-8") as handle:
@@ -40,7 +40,7 @@ def read_completions(path: str | Path) -> tuple[list[Any], list[Any], dict[str, 
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{lineno}: invalid JSON: {error.msg} (column {error.colno})") from None
+                raise ValueError(f"{path}:{lineno}: invalid JSON: {error.msg} at character {error.pos + 1}") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             if "completion" not in record:
@@ -129,7 +129,9 @@ def _print_table(path: str, rows: int, report: dict[str, Any]) -> None:
                 _fmt(entry["format_failures"]) if i == 0 else "",
                 _fmt(stats["zero_variance_groups"]),
             )
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 130)  # pipes default to 80 columns, too narrow for nine
+    console.print(table)
 
 
 def run_reward_score(args) -> int:

@@ -99,19 +99,11 @@ class GroupRank(Reward):
         size = len(texts)
         batch = ListBatch.from_columns(columns, size, self.name)
         parsed = [parse_scores(texts[row], self.tags) for row in batch.rows]
-        scores = []
-        for p, n in zip(parsed, batch.lengths):
-            usable = {j: s for j, s in (p.value or {}).items() if 1 <= j <= n} if p.ok else {}
-            scores.append(usable or None)
-        order = batch.order_from_scores(scores, self.missing_score, self.ties)
+        predicted, scored = batch.score_matrix([p.value if p.ok else None for p in parsed], self.missing_score)
+        order = batch.order_from_scores(predicted, self.ties)
         ndcg = batch.ndcg(order, self.k)
         recall = batch.recall(order, self.recall_k, self.relevant_at)
-
         valid = np.isfinite(batch.labels)
-        predicted = np.full(batch.labels.shape, self.missing_score)
-        for i, found in enumerate(scores):
-            for j, value in (found or {}).items():
-                predicted[i, j - 1] = value
         p = to_distribution(predicted, valid, self.distribution, self.temperature)
         q = to_distribution(np.where(valid, batch.labels, 0.0), valid, self.distribution, self.temperature)
         js = js_divergence(p, q)
@@ -119,7 +111,7 @@ class GroupRank(Reward):
 
         totals, measured = [], []
         for i, p_i in enumerate(parsed):
-            ok = p_i.tags_ok and scores[i] is not None
+            ok = p_i.tags_ok and bool(scored[i])
             measured.append(ok)
             if ok:
                 totals.append(float(r_g[i]))

@@ -19,8 +19,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "Parsed",
@@ -34,9 +33,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """A parser's result: the value (None when nothing usable was found) and the three format flags."""
+class Parsed(NamedTuple):
+    """A parser's result: the value (None when nothing usable was found) and the three format flags.
+    (A named tuple rather than a dataclass: it is built once per completion, and cheaply.)"""
 
     value: Any = None
     ok: bool = False
@@ -76,53 +75,61 @@ def answer_span(text: str, tag: str = "answer") -> str | None:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    kind = type(value)
+    try:
+        if kind is float or kind is int:
+            number = float(value)
+        elif kind is str:
             number = float(value.strip())
-        except ValueError:
+        else:  # bool, None, lists, objects
             return None
-    else:
+    except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 
 
 _KEY = re.compile(r"\[?\s*(\d{1,9})\s*\]*")
+_KEY_IDS: dict[str, int | None] = {}
+_NUMERIC = {int, float}  # the same few keys ("[1]" ... "[20]") come back in every completion
 
 
 def _doc_id(key: Any) -> int | None:
-    if isinstance(key, int) and not isinstance(key, bool):
+    if type(key) is int:
         return key
-    if isinstance(key, str):
-        match = _KEY.fullmatch(key.strip().strip("'\""))
-        if match:
-            return int(match.group(1))
-    return None
+    if type(key) is not str:
+        return None
+    doc = _KEY_IDS.get(key, -1)
+    if doc == -1:
+        match = _KEY.fullmatch(key.strip().strip("'\"")) if len(key) <= 64 else None
+        doc = int(match.group(1)) if match else None
+        if len(_KEY_IDS) < 65536:
+            _KEY_IDS[key] = doc
+    return doc
 
 
 def _keep_first(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        out.setdefault(key, value)
-    return out
+    out = dict(pairs)
+    return out if len(out) == len(pairs) else dict(reversed(pairs))
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_keep_first)
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
 
 
 def _object_candidate(source: str) -> str | None:
     """The last fenced block holding a `{`, else the last `{...}` (or a trailing unclosed `{...`)."""
-    fenced = [m.group(1) for m in _FENCE.finditer(source) if "{" in m.group(1)]
-    if fenced:
-        source = fenced[-1]
+    if "```" in source:
+        fenced = [m.group(1) for m in _FENCE.finditer(source) if "{" in m.group(1)]
+        if fenced:
+            source = fenced[-1]
     close, opening = source.rfind("}"), source.rfind("{")
     if opening < 0:
         return None
     if opening > close:
         return source[opening:]
+    opening = source.rfind("{", 0, close)
+    if source.find("}", opening + 1, close) < 0:  # flat object: the usual case
+        return source[opening : close + 1]
     depth = 0
     for index in range(close, -1, -1):
         char = source[index]
@@ -154,24 +161,43 @@ def _repair(candidate: str) -> str:
 _PAIR = re.compile(r"[\"']?\[?\s*(\d{1,9})\s*\]*[\"']?\s*:\s*[\"']?(-?\d+(?:\.\d+)?)(?![\d.eE])")
 
 
+def _scores_fast(obj: dict) -> dict[int, float] | None:
+    """The common case in C-level loops: every key already seen, every value a finite int or float, no two keys
+    naming the same id. None sends the object to the careful loop."""
+    ids = list(map(_KEY_IDS.get, obj))
+    values = list(obj.values())
+    if not ids or None in ids or not set(map(type, values)) <= _NUMERIC:
+        return None
+    try:
+        if not math.isfinite(sum(values)):
+            return None
+    except OverflowError:
+        return None
+    scores = dict(zip(ids, map(float, values)))
+    return scores if len(scores) == len(ids) else None
+
+
 def _scores_from(obj: Any) -> tuple[dict[int, float], bool]:
     """(id -> score, every entry was usable) from a decoded JSON object; duplicates already kept first."""
+    if not isinstance(obj, dict):
+        return {}, False
+    fast = _scores_fast(obj)
+    if fast is not None:
+        return fast, True
     scores: dict[int, float] = {}
-    clean = isinstance(obj, dict)
-    if not clean:
-        return scores, False
+    clean = True
     for key, value in obj.items():
         doc, number = _doc_id(key), _number(value)
         if doc is None or number is None:
             clean = False
-            continue
-        scores.setdefault(doc, number)
+        elif doc not in scores:
+            scores[doc] = number
     return scores, clean
 
 
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_keep_first)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError):
         return None
 

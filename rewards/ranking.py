@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -44,20 +45,21 @@ class ListBatch:
     def from_columns(cls, columns: dict[str, Any], size: int, reward: str) -> ListBatch:
         raw = column(columns, "labels", size, reward)
         doc_ids = column(columns, "doc_ids", size, reward, required=False)
-        rows, arrays = [], []
-        for row, (labels, ids) in enumerate(zip(raw, doc_ids)):
-            if labels is None:
-                continue
-            values = np.nan_to_num(np.asarray(labels, dtype=np.float64).reshape(-1), nan=0.0)
-            if ids is not None and len(ids) != len(values):
-                raise ValueError(f"reward {reward!r}: row {row} has {len(ids)} doc_ids but {len(values)} labels")
-            rows.append(row)
-            arrays.append(values)
-        width = max((len(a) for a in arrays), default=0)
-        labels = np.full((len(arrays), width), -np.inf)
-        for i, values in enumerate(arrays):
-            labels[i, : len(values)] = values
-        return cls(rows, labels, np.array([len(a) for a in arrays], dtype=np.int64))
+        rows = [row for row, labels in enumerate(raw) if labels is not None]
+        lists = [raw[row] for row in rows]
+        lengths = np.array([len(labels) for labels in lists], dtype=np.int64)
+        for row, n in zip(rows, lengths):
+            if doc_ids[row] is not None and len(doc_ids[row]) != n:
+                raise ValueError(f"reward {reward!r}: row {row} has {len(doc_ids[row])} doc_ids but {n} labels")
+        width = int(lengths.max()) if len(rows) else 0
+        if len(rows) and (lengths == width).all():
+            labels = np.array(lists, dtype=np.float64).reshape(len(rows), width)
+        else:
+            labels = np.full((len(rows), width), -np.inf)
+            for i, values in enumerate(lists):
+                labels[i, : len(values)] = values
+        labels[np.isnan(labels)] = 0.0
+        return cls(rows, labels, lengths)
 
     @property
     def width(self) -> int:
@@ -66,14 +68,21 @@ class ListBatch:
     def relevant(self, relevant_at: float) -> np.ndarray:
         return self.labels >= relevant_at
 
-    def order_from_scores(self, scores: list[dict[int, float] | None], missing: float, ties: str) -> np.ndarray:
+    def score_matrix(self, scores: list[dict[int, float] | None], missing: float) -> tuple[np.ndarray, np.ndarray]:
+        """(B, N) predicted scores (`missing` where the answer gave none, -inf on padding) and a (B,) mask of rows
+        whose answer scored at least one in-range id. Built without a Python loop over the ids."""
+        matrix = np.where(np.arange(self.width) < self.lengths[:, None], missing, -np.inf)
+        counts = np.array([len(found) if found else 0 for found in scores], dtype=np.int64)
+        total = int(counts.sum())
+        docs = np.fromiter(chain.from_iterable(f.keys() for f in scores if f), dtype=np.int64, count=total)
+        values = np.fromiter(chain.from_iterable(f.values() for f in scores if f), dtype=np.float64, count=total)
+        rows = np.repeat(np.arange(len(scores)), counts)
+        keep = (docs >= 1) & (docs <= self.lengths[rows])
+        matrix[rows[keep], docs[keep] - 1] = values[keep]
+        return matrix, np.bincount(rows[keep], minlength=len(scores)) > 0
+
+    def order_from_scores(self, matrix: np.ndarray, ties: str) -> np.ndarray:
         """Row-wise candidate order by predicted score (best first); padding always last."""
-        matrix = np.full(self.labels.shape, -np.inf)
-        for i, (found, n) in enumerate(zip(scores, self.lengths)):
-            matrix[i, :n] = missing
-            for doc, value in (found or {}).items():
-                if 1 <= doc <= n:
-                    matrix[i, doc - 1] = value
         index = np.broadcast_to(np.arange(self.width), self.labels.shape)
         tiebreak = self.labels if ties == "pessimistic" else np.zeros(self.labels.shape)
         return np.lexsort((index, tiebreak, -matrix), axis=-1)
@@ -82,6 +91,8 @@ class ListBatch:
         """Row-wise order from 1-based ids: repeats and out-of-range ids dropped, the rest in prompt order."""
         order = np.tile(np.arange(self.width), (len(self.rows), 1))
         for i, (ids, n) in enumerate(zip(id_lists, self.lengths)):
+            if not ids:
+                continue
             ranked = [j - 1 for j in dict.fromkeys(ids or ()) if 1 <= j <= n]
             taken = set(ranked)
             order[i, :n] = ranked + [j for j in range(n) if j not in taken]
@@ -137,13 +148,6 @@ def parse_rankings(texts: list[str], answer: str, tags: Sequence[str]) -> list[P
     return out
 
 
-def _in_range(parsed: Parsed, n: int) -> bool:
-    if not parsed.ok:
-        return False
-    ids = parsed.value.keys() if isinstance(parsed.value, dict) else parsed.value
-    return any(1 <= j <= n for j in ids)
-
-
 class _ListMetric(Reward):
     """A ranking metric of the parsed answer, in [0, 1]; an answer with no usable in-range id scores 0."""
 
@@ -169,10 +173,13 @@ class _ListMetric(Reward):
     def orders(self, batch: ListBatch, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[Parsed]]:
         parsed = parse_rankings([texts[r] for r in batch.rows], self.answer, self.tags)
         scores = [p.value if p.ok and isinstance(p.value, dict) else None for p in parsed]
-        by_scores = batch.order_from_scores(scores, self.missing_score, self.ties)
-        by_ids = batch.order_from_ids([p.value if p.ok and isinstance(p.value, list) else None for p in parsed])
+        id_lists = [p.value if p.ok and isinstance(p.value, list) else None for p in parsed]
+        matrix, scored = batch.score_matrix(scores, self.missing_score)
+        by_scores = batch.order_from_scores(matrix, self.ties)
+        by_ids = batch.order_from_ids(id_lists)
         use_scores = np.array([s is not None for s in scores], dtype=bool)[:, None]
-        usable = np.array([_in_range(p, n) for p, n in zip(parsed, batch.lengths)], dtype=bool)
+        listed = np.array([bool(ids) and any(1 <= j <= n for j in ids) for ids, n in zip(id_lists, batch.lengths)])
+        usable = scored | listed.astype(bool)
         return np.where(use_scores, by_scores, by_ids), usable, parsed
 
     def metric(self, batch: ListBatch, order: np.ndarray, columns: dict[str, Any], size: int) -> np.ndarray:
