@@ -119,6 +119,7 @@ class _LabelSetReward(Reward):
 
     low, high = 0.0, 1.0
     measure: Callable[..., np.ndarray] = staticmethod(f1_micro)
+    default_name = "label_f1_micro"
 
     def __init__(self, tags: Sequence[str] = ("answer",), name: str | None = None):
         self.tags = tuple(tags)
@@ -140,15 +141,31 @@ class _LabelSetReward(Reward):
         return RewardOutput(totals, {FORMAT_OK: format_ok})
 
 
-def _label_reward(name: str, function: Callable[..., np.ndarray]) -> type:
-    cls = type(
-        f"Label_{function.__name__}",
-        (_LabelSetReward,),
-        {"measure": staticmethod(function), "default_name": name, "__doc__": f"Label-set reward: {function.__doc__}"},
-    )
-    cls.__module__ = __name__
-    return register_reward(name)(cls)
+@register_reward("label_f1_micro")
+class LabelF1Micro(_LabelSetReward):
+    measure, default_name = staticmethod(f1_micro), "label_f1_micro"
 
 
-for _function in (f1_micro, f1_macro, accuracy, exact_match, recall, precision):
-    _label_reward(f"label_{_function.__name__}", _function)
+@register_reward("label_f1_macro")
+class LabelF1Macro(_LabelSetReward):
+    measure, default_name = staticmethod(f1_macro), "label_f1_macro"
+
+
+@register_reward("label_accuracy")
+class LabelAccuracy(_LabelSetReward):
+    measure, default_name = staticmethod(accuracy), "label_accuracy"
+
+
+@register_reward("label_exact_match")
+class LabelExactMatch(_LabelSetReward):
+    measure, default_name = staticmethod(exact_match), "label_exact_match"
+
+
+@register_reward("label_recall")
+class LabelRecall(_LabelSetReward):
+    measure, default_name = staticmethod(recall), "label_recall"
+
+
+@register_reward("label_precision")
+class LabelPrecision(_LabelSetReward):
+    measure, default_name = staticmethod(precision), "label_precision"

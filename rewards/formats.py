@@ -51,8 +51,9 @@ class AnswerFormat(Reward):
     def __init__(self, answer: str = "scores", tags: Sequence[str] = ("think", "answer"), name: str | None = None):
         if answer not in PARSERS:
             raise ValueError(f"answer must be one of {sorted(PARSERS)}, got {answer!r}")
-        self.parse, self.tags, self.name = PARSERS[answer], tuple(tags), name or f"answer_format_{answer}"
+        self.answer, self.tags, self.name = answer, tuple(tags), name or f"answer_format_{answer}"
 
     def compute(self, texts, columns):
-        values = [float(self.parse(t, self.tags).format_ok) for t in texts]
+        parse = PARSERS[self.answer]
+        values = [float(parse(t, self.tags).format_ok) for t in texts]
         return RewardOutput(values, {FORMAT_OK: list(values)})

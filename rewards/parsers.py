@@ -19,6 +19,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -61,17 +62,22 @@ def check_tags(text: str, tags: Sequence[str] = ("think", "answer")) -> bool:
     return not tags or not text[position:].strip()
 
 
+@lru_cache(maxsize=64)
+def _tag_patterns(tag: str) -> tuple[re.Pattern, re.Pattern]:
+    return re.compile(re.escape(f"<{tag}>"), re.IGNORECASE), re.compile(re.escape(f"</{tag}>"), re.IGNORECASE)
+
+
 def answer_span(text: str, tag: str = "answer") -> str | None:
     """Content of the last `<tag>` block; an unclosed last block runs to the end of the text; None without one."""
     if not isinstance(text, str):
         return None
-    lowered = text.lower()
-    start = lowered.rfind(f"<{tag.lower()}>")
-    if start < 0:
+    opening, closing = _tag_patterns(tag)
+    matches = list(opening.finditer(text))
+    if not matches:
         return None
-    start += len(tag) + 2
-    end = lowered.find(f"</{tag.lower()}>", start)
-    return text[start:] if end < 0 else text[start:end]
+    last = matches[-1]
+    end = closing.search(text, last.end())
+    return text[last.end() :] if end is None else text[last.end() : end.start()]
 
 
 def _number(value: Any) -> float | None:
@@ -89,8 +95,8 @@ def _number(value: Any) -> float | None:
 
 
 _KEY = re.compile(r"\[?\s*(\d{1,9})\s*\]*")
-_KEY_IDS: dict[str, int | None] = {}
-_NUMERIC = {int, float}  # the same few keys ("[1]" ... "[20]") come back in every completion
+_KEY_IDS: dict[str, int | None] = {}  # the same few keys ("[1]" ... "[20]") come back in every completion
+_NUMERIC = {int, float}
 
 
 def _doc_id(key: Any) -> int | None:
@@ -267,7 +273,7 @@ def parse_grade(text: str, low: int = 0, high: int = 10, tags: Sequence[str] = (
         if body is None:
             return Parsed(None, False, tags_ok, False)
         clean = bool(re.fullmatch(r"\s*[+-]?\d{1,9}\s*", body))
-        numbers = re.findall(r"-?\d+(?:\.\d+)?", body)
+        numbers = re.findall(r"-?\d{1,9}(?:\.\d+)?", body)
         if len(numbers) != 1 or "." in numbers[0]:
             return Parsed(None, False, tags_ok, False)
         grade = int(numbers[0])

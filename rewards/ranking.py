@@ -52,13 +52,16 @@ class ListBatch:
             if doc_ids[row] is not None and len(doc_ids[row]) != n:
                 raise ValueError(f"reward {reward!r}: row {row} has {len(doc_ids[row])} doc_ids but {n} labels")
         width = int(lengths.max()) if len(rows) else 0
-        if len(rows) and (lengths == width).all():
-            labels = np.array(lists, dtype=np.float64).reshape(len(rows), width)
-        else:
-            labels = np.full((len(rows), width), -np.inf)
-            for i, values in enumerate(lists):
-                labels[i, : len(values)] = values
-        labels[np.isnan(labels)] = 0.0
+        try:
+            if len(rows) and (lengths == width).all():
+                labels = np.array(lists, dtype=np.float64).reshape(len(rows), width)
+            else:
+                labels = np.full((len(rows), width), -np.inf)
+                for i, values in enumerate(lists):
+                    labels[i, : len(values)] = values
+        except (TypeError, ValueError):
+            raise ValueError(f"reward {reward!r}: column 'labels' must hold one list of numbers per row") from None
+        labels[np.isnan(labels) | (labels == np.inf)] = 0.0
         return cls(rows, labels, lengths)
 
     @property

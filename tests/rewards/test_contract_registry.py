@@ -185,3 +185,13 @@ def test_tap_components_reports_to_a_sink():
     assert tapped.__name__ == "grouprank"
     assert tapped(prompts=None, completions=["x"], labels=[LABELS]) == [-0.5]
     assert seen[0][0] == "grouprank" and seen[0][1]["format_ok"] == [0.0]
+
+
+def test_built_in_rewards_pickle():
+    import pickle
+
+    for name in list_rewards():
+        if name.startswith("test_"):
+            continue
+        reward = get_reward(name)
+        assert pickle.loads(pickle.dumps(reward)).name == reward.name
