@@ -141,7 +141,8 @@ def get_reward(spec: str | Callable, **options: Any) -> Callable:
 
 class WeightedSum(Reward):
     """Σ weight · reward. A row's total is None only when every part is None; parts that are None count as 0.
-    Components: each part's total under its spec, and its own components as `spec/component`."""
+    Components: each part's total under its spec, and its own components as `spec/component`; `format_ok` is the
+    minimum over the parts that report one. The documented range assumes [0, 1] for plain functions."""
 
     def __init__(self, parts: list[tuple[str, Callable, float]], name: str = "combined"):
         self.parts = parts

@@ -54,5 +54,6 @@ def test_label_set_rewards():
     assert get_reward("label_recall")(None, texts, **columns) == pytest.approx([0.5, 1.0, 0.0, 1.0, None])
     assert get_reward("label_accuracy")(None, texts, **columns) == pytest.approx([0.5, 1.0, 0.0, 1.0, None])
     assert get_reward("label_exact_match")(None, texts, **columns) == pytest.approx([0.0, 1.0, 0.0, 1.0, None])
+    assert get_reward("label_precision")(None, texts, **columns) == pytest.approx([0.5, 1.0, 1.0, 1.0, None])
     # f1_macro of row 0 over options a, b, c, d: "applies" F1 0.5, "does not apply" F1 2·1/(2 + 2) = 0.5.
     assert get_reward("label_f1_macro")(None, texts, **columns)[0] == pytest.approx(0.5)
