@@ -12,6 +12,8 @@ arrays from a run and qrels and reproduces `trec_eval -c -l{rel_level}`:
 * a document listed twice in a ranked list counts once, at its first position (trec_eval rejects such runs).
 
 Scored runs are turned into ranked lists with `rank_from_scores`, which breaks ties the way trec_eval does.
+TREC runs and qrels are read by `rerank_rl.data_synthesis.readers` (`read_trec_run`, `read_qrels`), which
+report malformed lines as `file:line` errors; `write_trec_run` here writes runs those readers read back.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ __all__ = [
     "rbo",
     "rank_from_scores",
     "evaluate_run",
-    "read_trec_run",
-    "read_qrels",
     "write_trec_run",
 ]
 
@@ -199,40 +199,6 @@ def evaluate_run(
     if per_query:
         out["per_query"] = {q: {name: float(values[name][i]) for name in values} for i, q in enumerate(qids)}
     return out
-
-
-def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
-    """Read a TREC run file (`qid Q0 docid rank score tag`) into qid -> {doc id: score}."""
-    run: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise ValueError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag', got {len(parts)} fields")
-            try:
-                run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: score {parts[4]!r} is not a number") from None
-    return run
-
-
-def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
-    """Read a TREC qrels file (`qid iter docid rel`) into qid -> {doc id: rel}."""
-    qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 4:
-                raise ValueError(f"{path}:{lineno}: expected 'qid iter docid rel', got {len(parts)} fields")
-            try:
-                qrels.setdefault(parts[0], {})[parts[2]] = int(parts[3])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: relevance {parts[3]!r} is not an integer") from None
-    return qrels
 
 
 def write_trec_run(path: str | Path, run_scores: dict[str, list[tuple[str, float]]], tag: str) -> None:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from rerank_rl.data_synthesis.readers import read_qrels, read_trec_run
 from rerank_rl.rewards.metrics import (
     average_precision,
     evaluate_run,
@@ -15,8 +16,6 @@ from rerank_rl.rewards.metrics import (
     precision_at_k,
     rank_from_scores,
     rbo,
-    read_qrels,
-    read_trec_run,
     recall_at_k,
     write_trec_run,
 )
@@ -40,6 +39,11 @@ def _reference(run: dict[str, dict[str, float]], qrels: dict, rel_level: int) ->
     }
 
 
+def _scored_run(path) -> dict[str, dict[str, float]]:
+    """A TREC run file as qid -> {doc id: score}, the shape pytrec_eval takes."""
+    return {qid: dict(hits) for qid, hits in read_trec_run(path).items()}
+
+
 def _check_against_pytrec(run_scores: dict, qrels: dict, rel_level: int) -> dict:
     ranked = {q: rank_from_scores(docs) for q, docs in run_scores.items()}
     ours = evaluate_run(ranked, qrels, METRICS, rel_level=rel_level, per_query=True)
@@ -60,7 +64,7 @@ def _check_against_pytrec(run_scores: dict, qrels: dict, rel_level: int) -> dict
 @pytest.mark.parametrize("year, ndcg10", [("19", 0.5058), ("21", 0.4458)])
 def test_trec_dl_bm25_matches_pytrec_eval(shared_data, year, ndcg10):
     root = shared_data / "trec_dl"
-    run = read_trec_run(root / "BM25" / f"trec_results_dl{year}.txt")
+    run = _scored_run(root / "BM25" / f"trec_results_dl{year}.txt")
     qrels = read_qrels(root / "qrels" / f"qrels.dl{year}-passage.txt")
     ours = _check_against_pytrec(run, qrels, rel_level=2)
     assert round(ours["ndcg@10"], 4) == ndcg10
@@ -70,7 +74,7 @@ def test_trec_dl_bm25_matches_pytrec_eval(shared_data, year, ndcg10):
 def test_trec_dl_matches_ir_measures(shared_data):
     ir_measures = pytest.importorskip("ir_measures")
     root = shared_data / "trec_dl"
-    run = read_trec_run(root / "BM25" / "trec_results_dl19.txt")
+    run = _scored_run(root / "BM25" / "trec_results_dl19.txt")
     qrels = read_qrels(root / "qrels" / "qrels.dl19-passage.txt")
     ours = evaluate_run({q: rank_from_scores(d) for q, d in run.items()}, qrels, ("ndcg@10", "mrr@10", "map"), 2)
     ref = ir_measures.calc_aggregate(
@@ -84,7 +88,7 @@ def test_trec_dl_matches_ir_measures(shared_data):
 @pytest.mark.data
 def test_missing_queries_count_as_zero(shared_data):
     root = shared_data / "trec_dl"
-    run = read_trec_run(root / "BM25" / "trec_results_dl21.txt")
+    run = _scored_run(root / "BM25" / "trec_results_dl21.txt")
     qrels = read_qrels(root / "qrels" / "qrels.dl21-passage.txt")
     dropped = dict(list(run.items())[::2])
     dropped["not-judged"] = {"x": 1.0}  # run-only queries are ignored
@@ -164,5 +168,5 @@ def test_write_trec_run_round_trip(tmp_path):
     assert lines[0] == "q1 Q0 b 1 2.0 tag"
     assert [line.split()[2] for line in lines[:3]] == ["b", "c", "a"]
     assert lines[3] == "q2 Q0 x 1 1.0 tag"
-    back = read_trec_run(path)
+    back = _scored_run(path)
     assert rank_from_scores(back["q1"]) == ["b", "c", "a"]
