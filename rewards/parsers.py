@@ -72,12 +72,17 @@ def answer_span(text: str, tag: str = "answer") -> str | None:
     if not isinstance(text, str):
         return None
     opening, closing = _tag_patterns(tag)
-    matches = list(opening.finditer(text))
-    if not matches:
-        return None
-    last = matches[-1]
-    end = closing.search(text, last.end())
-    return text[last.end() :] if end is None else text[last.end() : end.start()]
+    literal = f"<{tag}>"
+    start = text.rfind(literal)  # usually the last block; a case-variant after it sends us the long way
+    if start >= 0 and opening.search(text, start + 1) is None:
+        body_start = start + len(literal)
+    else:
+        matches = list(opening.finditer(text))
+        if not matches:
+            return None
+        body_start = matches[-1].end()
+    end = closing.search(text, body_start)
+    return text[body_start:] if end is None else text[body_start : end.start()]
 
 
 def _number(value: Any) -> float | None:
@@ -119,6 +124,7 @@ def _keep_first(pairs: list[tuple[str, Any]]) -> dict:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_keep_first)
+_PLAIN_DECODER = json.JSONDecoder()
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
 
 
@@ -170,17 +176,16 @@ _PAIR = re.compile(r"[\"']?\[?\s*(\d{1,9})\s*\]*[\"']?\s*:\s*[\"']?(-?\d+(?:\.\d
 def _scores_fast(obj: dict) -> dict[int, float] | None:
     """The common case in C-level loops: every key already seen, every value a finite int or float, no two keys
     naming the same id. None sends the object to the careful loop."""
-    ids = list(map(_KEY_IDS.get, obj))
-    values = list(obj.values())
-    if not ids or None in ids or not set(map(type, values)) <= _NUMERIC:
+    values = obj.values()
+    if not _NUMERIC.issuperset(map(type, values)):
         return None
     try:
         if not math.isfinite(sum(values)):
             return None
     except OverflowError:
         return None
-    scores = dict(zip(ids, map(float, values)))
-    return scores if len(scores) == len(ids) else None
+    scores = dict(zip(map(_KEY_IDS.get, obj), map(float, values)))
+    return scores if scores and len(scores) == len(obj) and None not in scores else None
 
 
 def _scores_from(obj: Any) -> tuple[dict[int, float], bool]:
@@ -202,8 +207,23 @@ def _scores_from(obj: Any) -> tuple[dict[int, float], bool]:
 
 
 def _loads(text: str) -> Any:
+    """JSON value of `text` (None when invalid); in an object, a repeated key keeps its first value.
+
+    The plain C decoder runs first. Its result is the same as the keep-first decoder's when the text has no `:`
+    (no object has a pair) or when it is an object with as many pairs as `:` characters (each pair needs one,
+    so no key repeats, no nested object has a pair, no string holds a `:`); only otherwise does the slower
+    keep-first decoder run."""
     try:
-        return _DECODER.decode(text)
+        try:  # the C scanner straight away: `decode` adds whitespace skipping around it
+            value, end = _PLAIN_DECODER.scan_once(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # leading or trailing whitespace, or not JSON (then this raises)
+            value = _PLAIN_DECODER.decode(text)
+        colons = text.count(":")
+        if colons and not (type(value) is dict and len(value) == colons):
+            value = _DECODER.decode(text)
+        return value
     except (ValueError, RecursionError):
         return None
 

@@ -93,6 +93,8 @@ class ListBatch:
     def order_from_ids(self, id_lists: list[Sequence[int] | None]) -> np.ndarray:
         """Row-wise order from 1-based ids: repeats and out-of-range ids dropped, the rest in prompt order."""
         order = np.tile(np.arange(self.width), (len(self.rows), 1))
+        if not any(id_lists):
+            return order
         for i, (ids, n) in enumerate(zip(id_lists, self.lengths)):
             if not ids:
                 continue
@@ -125,6 +127,8 @@ class ListBatch:
 
     def scatter(self, size: int, values: np.ndarray | Sequence) -> list[float | None]:
         """Per-completion list with `values` at the labelled rows and None elsewhere."""
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f" and len(self.rows) == size:
+            return values.tolist()  # every row labelled (rows are then 0..size-1 in order): one C call
         out: list[float | None] = [None] * size
         for row, value in zip(self.rows, values):
             out[row] = None if value is None else float(value)
@@ -181,8 +185,10 @@ class _ListMetric(Reward):
         by_scores = batch.order_from_scores(matrix, self.ties)
         by_ids = batch.order_from_ids(id_lists)
         use_scores = np.array([s is not None for s in scores], dtype=bool)[:, None]
-        listed = np.array([bool(ids) and any(1 <= j <= n for j in ids) for ids, n in zip(id_lists, batch.lengths)])
-        usable = scored | listed.astype(bool)
+        usable = scored
+        if any(id_lists):
+            listed = [bool(ids) and any(1 <= j <= n for j in ids) for ids, n in zip(id_lists, batch.lengths)]
+            usable = scored | np.array(listed, dtype=bool)
         return np.where(use_scores, by_scores, by_ids), usable, parsed
 
     def metric(self, batch: ListBatch, order: np.ndarray, columns: dict[str, Any], size: int) -> np.ndarray:
@@ -192,7 +198,7 @@ class _ListMetric(Reward):
         batch = ListBatch.from_columns(columns, len(texts), self.name)
         order, usable, parsed = self.orders(batch, texts)
         values = np.where(usable, self.metric(batch, order, columns, len(texts)), 0.0) if batch.rows else []
-        format_ok = [float(p.format_ok) for p in parsed]
+        format_ok = np.array([p.format_ok for p in parsed], dtype=np.float64)
         return RewardOutput(batch.scatter(len(texts), values), {FORMAT_OK: batch.scatter(len(texts), format_ok)})
 
 

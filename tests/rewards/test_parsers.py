@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rerank_rl.rewards.parsers import (
     answer_span,
@@ -111,3 +113,54 @@ def test_parse_labels():
     assert empty.ok and empty.value == [] and empty.format_ok
     assert parse_labels("sports").value == ["sports"]
     assert not parse_labels("").ok and not parse_labels("  ").ok
+
+
+# The shortcuts in `_loads` and `answer_span` must agree with the plain definitions they speed up.
+_JSON_PIECES = ['"[1]"', '"[2]"', '"1"', '"a:b"', ":", ": ", ",", ", ", "{", "}", "[", "]", "7", "-0", "0.5", "1e999",
+                "null", "true", '"x"', " ", "\n", '{"[1]": 1}', '{"[1]": 1, "[1]": 2}', "[3]", '"[1]": 9']
+_TAG_PIECES = ["<answer>", "</answer>", "<ANSWER>", "</Answer>", "<anſwer>", "<answer", "answer>", "<", ">", "x",
+               "{", "}", " ", "\n", "é"]
+
+
+def _reference_loads(text):
+    from rerank_rl.rewards.parsers import _DECODER
+
+    try:
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _reference_span(text, tag="answer"):
+    import re
+
+    matches = list(re.finditer(re.escape(f"<{tag}>"), text, re.IGNORECASE))
+    if not matches:
+        return None
+    end = re.compile(re.escape(f"</{tag}>"), re.IGNORECASE).search(text, matches[-1].end())
+    return text[matches[-1].end() :] if end is None else text[matches[-1].end() : end.start()]
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.lists(st.sampled_from(_JSON_PIECES), max_size=14).map("".join))
+def test_loads_shortcut_keeps_first_of_repeated_keys(text):
+    from rerank_rl.rewards.parsers import _loads
+
+    assert repr(_loads(text)) == repr(_reference_loads(text))  # repr: -0.0 vs 0 and key order count too
+
+
+def test_loads_shortcut_cases():
+    from rerank_rl.rewards.parsers import _loads
+
+    assert _loads('{"[1]": 1, "[1]": 2}') == {"[1]": 1}
+    assert _loads('{"a:b": 1, "c": 2, "c": 3}') == {"a:b": 1, "c": 2}  # a colon in a string
+    assert _loads('{"a": {"b": 1, "b": 2}}') == {"a": {"b": 1}}  # nested repeats
+    assert _loads('[{"b": 1, "b": 2}]') == [{"b": 1}]
+    assert _loads("{") is None
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.lists(st.sampled_from(_TAG_PIECES), max_size=12).map("".join))
+def test_answer_span_shortcut_matches_definition(text):
+    assert answer_span(text) == _reference_span(text)
+    assert answer_span(text, "Answer") == _reference_span(text, "Answer")
