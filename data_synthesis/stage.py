@@ -1,0 +1,195 @@
+"""The synthesis stage: sources -> (synthetic queries) -> candidate pools -> teacher labels -> reasoning traces.
+
+`synthesize(config, out_dir)` is a plain function; recipes call it as their first stage and `rerank-rl synthesize`
+runs it alone. It writes into out_dir:
+
+    config.yaml     the resolved SynthesisConfig
+    pools/          ranking examples (data_synthesis.schema) + teacher columns + provenance (HF dataset)
+    traces/         every parsed trace with its agreement and a `kept` flag (HF dataset)
+    sft/            kept traces in TRL's conversational prompt-completion format + provenance (HF dataset)
+    queries/        synthetic-query attempts, kept or not (HF dataset, when queries are enabled)
+    summary.json    counts, label distribution, filter rates, teacher calls, cache hits, failures, wall time
+
+Re-running is resuming: every teacher reply is cached on disk as soon as it arrives, so a second run (or one after
+a kill) pays only for what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from datasets import Dataset, Features, Sequence, Value
+
+from rerank_rl.data_synthesis.config import SynthesisConfig
+from rerank_rl.data_synthesis.corpora import load_collection
+from rerank_rl.data_synthesis.labels import label_pools
+from rerank_rl.data_synthesis.pools import DenseIndex, HybridIndex, build_pools
+from rerank_rl.data_synthesis.prompts import PROMPT_VERSION, trace_prompt_version
+from rerank_rl.data_synthesis.schema import RANKING_FEATURES, check_ranking_example
+from rerank_rl.data_synthesis.teachers import make_client, synthesis_cache_dir, teacher_identity
+from rerank_rl.rl.errors import UserError
+
+_MESSAGES = [{"role": Value("string"), "content": Value("string")}]
+POOL_FEATURES = Features({
+    **RANKING_FEATURES, "origin": Value("string"), "gold_labels": Sequence(Value("int32")),
+    "teacher_labels": Sequence(Value("int32")), "pointwise_scores": Sequence(Value("float32")),
+    "listwise_ranks": Sequence(Value("int32")), "fused_scores": Sequence(Value("float32")),
+    "teacher": Value("string"), "prompt_version": Value("string"), "seed": Value("int64"),
+})
+TRACE_FEATURES = Features({
+    "prompt": _MESSAGES, "completion": _MESSAGES, "qid": Value("string"), "source_qid": Value("string"),
+    "query": Value("string"), "doc_ids": Sequence(Value("string")), "labels": Sequence(Value("int32")),
+    "group_size": Value("int32"), "agreement_ndcg10": Value("float32"), "coverage": Value("float32"),
+    "format_ok": Value("bool"), "kept": Value("bool"), "variant": Value("string"),
+    "prompt_version": Value("string"), "teacher": Value("string"), "seed": Value("int64"),
+})
+QUERY_FEATURES = Features({
+    "qid": Value("string"), "query": Value("string"), "raw": Value("string"), "status": Value("string"),
+    "source_doc_id": Value("string"), "cluster": Value("int32"), "source_rank": Value("int32"),
+    "kept": Value("bool"), "teacher": Value("string"), "prompt_version": Value("string"), "seed": Value("int64"),
+})
+
+
+def _save(rows: list[dict], features: Features, path: Path) -> int:
+    present = Features({k: v for k, v in features.items() if not rows or k in rows[0]})
+    data = Dataset.from_list(rows, features=present) if rows else Dataset.from_dict(
+        {k: [] for k in present}, features=present)
+    data.save_to_disk(str(path))
+    return len(rows)
+
+
+def _embeddings(retriever, config: SynthesisConfig, corpus: dict[str, str], cache_root: Path):
+    if isinstance(retriever, DenseIndex):
+        return retriever.embeddings
+    if isinstance(retriever, HybridIndex):
+        return retriever.dense.embeddings
+    p = config.pools
+    return DenseIndex(corpus, p.encoder, p.encoder_batch_size, p.max_seq_length, cache_root).embeddings
+
+
+def _pool_stats(pools: list[dict], qrels: dict) -> dict:
+    found = total = 0
+    for ex in pools:
+        positives = {d for d, r in qrels.get(ex["qid"], {}).items() if r > 0}
+        found += len(positives & set(ex["doc_ids"]))
+        total += len(positives)
+    sizes = [len(ex["doc_ids"]) for ex in pools]
+    return {"pools": len(pools), "mean_size": sum(sizes) / max(1, len(sizes)), "min_size": min(sizes, default=0),
+            "judged_positives": total, "positives_in_pools": found,
+            "positive_recall": found / total if total else None}
+
+
+def synthesize(config: SynthesisConfig, out_dir: str | Path) -> dict:
+    """Run the whole stage into `out_dir` and return the summary (also written to summary.json)."""
+    started = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    coll = load_collection(config.sources, config.seed)
+    cache_root = synthesis_cache_dir(config.teacher)
+    from rerank_rl.data_synthesis.pools import build_retriever
+
+    retriever = build_retriever(config.pools, coll.corpus, cache_root)
+    uses_teacher = config.labels.enabled or config.traces.enabled or config.queries.enabled
+    client = make_client(config.teacher) if uses_teacher else None
+    identity = teacher_identity(config.teacher) if uses_teacher else ""
+    summary: dict = {"output_dir": str(out), "source": coll.name, "seed": config.seed,
+                     "provenance": {"teacher": identity, "prompt_version": PROMPT_VERSION, "seed": config.seed}}
+    queries, qrels = dict(coll.queries), {q: coll.qrels.get(q, {}) for q in coll.queries}
+    origin = {q: "source" for q in queries}
+    try:
+        if config.queries.enabled:
+            from rerank_rl.data_synthesis.queries import generate_queries
+
+            shots = [(coll.corpus[d], coll.queries[q]) for q in sorted(coll.queries)
+                     for d, r in sorted(qrels[q].items()) if r > 0 and d in coll.corpus]
+            embeddings = _embeddings(retriever, config, coll.corpus, cache_root)
+            syn, syn_qrels, rows, summary["queries"] = generate_queries(
+                coll.corpus, list(coll.corpus), embeddings, retriever, shots, client, config.queries, config.seed)
+            _save(rows, QUERY_FEATURES, out / "queries")
+            queries.update(syn)
+            qrels.update(syn_qrels)
+            origin.update({q: "synthetic" for q in syn})
+
+        pools = build_pools(retriever, queries, qrels, coll.corpus, config.pools, config.seed)
+        summary["pools"] = _pool_stats(pools, qrels)
+        if config.labels.enabled:
+            summary["labels"] = label_pools(pools, qrels, client, config.labels)
+        for ex in pools:
+            check_ranking_example(ex, where=f"pool {ex['qid']!r}")
+            ex.update(origin=origin[ex["qid"]], teacher=identity if config.labels.enabled else "",
+                      prompt_version=PROMPT_VERSION if config.labels.enabled else "", seed=config.seed)
+        summary.setdefault("labels", {})["label_distribution"] = {
+            str(k): v for k, v in sorted(Counter(x for ex in pools for x in ex["labels"]).items())}
+        _save(pools, POOL_FEATURES, out / "pools")
+
+        sft_rows = 0
+        if config.traces.enabled:
+            from rerank_rl.data_synthesis.traces import make_traces
+
+            traces, summary["traces"] = make_traces(pools, client, config.traces, config.seed)
+            _save(traces, TRACE_FEATURES, out / "traces")
+            sft_rows = _save([t for t in traces if t["kept"]], TRACE_FEATURES, out / "sft")
+            summary["provenance"]["trace_prompt_version"] = trace_prompt_version()
+    finally:
+        if client is not None:
+            client.close()
+
+    teacher = client.totals() if client is not None else {}
+    summary["counts"] = {
+        "source_queries": len(coll.queries), "synthetic_queries": sum(o == "synthetic" for o in origin.values()),
+        "pools": len(pools), "pool_documents": sum(len(ex["doc_ids"]) for ex in pools), "sft_rows": sft_rows,
+    }
+    summary["filter_rates"] = {
+        "traces_rejected": 1 - summary["traces"]["keep_rate"] if "traces" in summary else None,
+        "queries_rejected": 1 - summary["queries"]["keep_rate"] if "queries" in summary else None,
+    }
+    summary["teacher"] = teacher
+    summary["teacher_calls"] = teacher.get("calls", 0)
+    summary["cache_hits"] = teacher.get("cache_hits", 0)
+    summary["failures"] = {
+        "failed": teacher.get("failed", 0), "invalid": teacher.get("invalid", 0),
+        "by_kind": {k: {"failed": s["failed"], "invalid": s["invalid"], "errors": s["errors"]}
+                    for k, s in teacher.get("by_kind", {}).items()},
+    }
+    summary["wall_time_s"] = round(time.time() - started, 2)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _resolve(recipe) -> SynthesisConfig:
+    if isinstance(recipe, SynthesisConfig):
+        return recipe
+    section = getattr(recipe, "synthesize", None)
+    if isinstance(section, SynthesisConfig):
+        return section
+    raise UserError(f"recipe for paradigm {getattr(recipe, 'paradigm', '?')!r} has no 'synthesize' section")
+
+
+def synthesize_command(args) -> int:
+    """`rerank-rl synthesize CONFIG [--set k=v] [--output-dir DIR]`: a synthesis YAML or a recipe with `synthesize:`."""
+    import rerank_rl.data_synthesis.config  # noqa: F401  (registers the `synthesis` schema)
+    from rerank_rl.rl.config import load_recipe
+
+    recipe = load_recipe(args.config, args.overrides)
+    config = _resolve(recipe)
+    if args.output_dir:
+        out = args.output_dir
+    elif recipe is config and getattr(recipe, "output_dir", ""):
+        out = recipe.output_dir  # a synthesis file names its own folder
+    else:  # a recipe's output_dir is the parent of its runs
+        out = str(Path(getattr(recipe, "output_dir", "") or "runs") / f"synthesis-{time.strftime('%Y%m%d-%H%M%S')}")
+    summary = synthesize(config, out)
+    counts = summary["counts"]
+    print(f"synthesis written to {out}")
+    print(f"  pools {counts['pools']} ({counts['pool_documents']} documents), synthetic queries "
+          f"{counts['synthetic_queries']}, SFT rows {counts['sft_rows']}")
+    print(f"  teacher calls {summary['teacher_calls']}, cache hits {summary['cache_hits']}, failed "
+          f"{summary['failures']['failed']}, unparsed {summary['failures']['invalid']}; "
+          f"wall time {summary['wall_time_s']} s")
+    return 0
