@@ -21,18 +21,29 @@ Run = dict[str, list[tuple[str, float]]]
 def _open_text(path: Path) -> io.TextIOBase:
     if not path.exists():
         raise UserError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8")
-    return path.open(encoding="utf-8")
+    if not path.is_file():
+        raise UserError(f"{path}: is not a file")
+    try:
+        if path.suffix == ".gz":
+            return io.TextIOWrapper(gzip.open(path), encoding="utf-8")
+        return path.open(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{path}: cannot open ({err.strerror or err})") from None
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, stripped line) for every non-blank line."""
     path = Path(path)
+    lineno = 0
     with _open_text(path) as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if line.strip():
-                yield lineno, line.rstrip("\n")
+        try:
+            for lineno, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield lineno, line.rstrip("\n")
+        except UnicodeDecodeError:
+            raise located(path, lineno + 1, "not UTF-8 text") from None
+        except (OSError, EOFError) as err:  # a truncated or corrupt .gz
+            raise located(path, lineno + 1, f"unreadable ({err})") from None
 
 
 def read_qrels(path: str | Path) -> Qrels:
@@ -116,6 +127,10 @@ def read_rank_llm(path: str | Path, qrels: Qrels | None = None, depth: int | Non
             data = json.load(handle)
         except json.JSONDecodeError as err:
             raise located(path, err.lineno, f"invalid JSON ({err.msg}, column {err.colno})") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text") from None
+        except (OSError, EOFError) as err:
+            raise UserError(f"{path}: unreadable ({err})") from None
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of {{'query', 'hits'}} objects")
     examples = []
@@ -225,7 +240,12 @@ def read_csv_rows(path: str | Path, handle=None, delimiter: str = ",") -> Iterat
     stream = handle if handle is not None else _open_text(path)
     with stream:
         reader = csv.DictReader(stream, delimiter=delimiter)
-        for row in reader:
-            if None in row:
-                raise located(path, reader.line_num, "more fields than the header names")
-            yield reader.line_num, row
+        try:
+            for row in reader:
+                if None in row:
+                    raise located(path, reader.line_num, "more fields than the header names")
+                yield reader.line_num, row
+        except csv.Error as err:
+            raise located(path, reader.line_num, f"malformed CSV ({err})") from None
+        except UnicodeDecodeError:
+            raise located(path, reader.line_num + 1, "not UTF-8 text") from None

@@ -28,26 +28,18 @@ __all__ = ["read_completions", "summarize", "add_reward_parser", "run_reward_sco
 
 
 def read_completions(path: str | Path) -> tuple[list[Any], list[Any], dict[str, list]]:
-    """(prompts, completions, columns) from a JSONL file; ValueError `path:line: why` on a malformed line."""
-    path = Path(path)
-    if not path.exists() or path.is_dir():
-        raise ValueError(f"{path}: file not found")
+    """(prompts, completions, columns) from a JSONL file; a malformed line raises the project's one-line
+    `UserError` naming `path:line` (lines are read by `data_synthesis.readers.read_jsonl`)."""
+    from rerank_rl.data_synthesis.readers import read_jsonl
+    from rerank_rl.rl.errors import UserError, located
+
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{lineno}: invalid JSON: {error.msg} at character {error.pos + 1}") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            if "completion" not in record:
-                raise ValueError(f"{path}:{lineno}: missing the 'completion' key")
-            records.append(record)
+    for lineno, record in read_jsonl(path):
+        if "completion" not in record:
+            raise located(path, lineno, "missing the 'completion' key")
+        records.append(record)
     if not records:
-        raise ValueError(f"{path}: no completions in the file")
+        raise UserError(f"{path}: no completions in the file")
     keys = list(dict.fromkeys(k for r in records for k in r if k not in ("completion", "prompt")))
     columns = {key: [r.get(key) for r in records] for key in keys}
     return [r.get("prompt") for r in records], [r["completion"] for r in records], columns
@@ -135,8 +127,10 @@ def _print_table(path: str, rows: int, report: dict[str, Any]) -> None:
 
 
 def run_reward_score(args) -> int:
-    """Entry point of `rerank-rl reward score`. Bad input raises ValueError with a one-line message (re-raised as
-    the CLI's UserError when available, so the user sees `error: ...` and exit code 2)."""
+    """Entry point of `rerank-rl reward score`. Bad input (a malformed line, an unknown reward, a missing column)
+    becomes the CLI's one-line UserError, so the user sees `error: ...` and exit code 2."""
+    from rerank_rl.rl.errors import UserError
+
     try:
         specs = [s.strip() for s in args.reward.split(",") if s.strip()]
         if not specs:
@@ -144,10 +138,6 @@ def run_reward_score(args) -> int:
         prompts, completions, columns = read_completions(args.input)
         report = summarize(specs, prompts, completions, columns)
     except ValueError as error:
-        try:
-            from rerank_rl.rl.errors import UserError
-        except ImportError:  # rewards used without the rl package
-            raise error from None
         raise UserError(str(error)) from None
     if args.json:
         print(json.dumps({"input": str(args.input), "completions": len(completions), "rewards": report}))

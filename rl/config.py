@@ -31,6 +31,24 @@ def register_schema(paradigm: str):
     return wrap
 
 
+class ConfigKeyError(UserError):
+    """A bad value or key at a dotted `key` of a config; `detail` is the message without the source."""
+
+    def __init__(self, source: str, key: str, detail: str):
+        super().__init__(f"{source}: {detail}")
+        self.source, self.key, self.detail = source, key, detail
+
+
+def _override_for(key: str, overrides: list[str]) -> str | None:
+    """The last `--set` item that wrote `key`, a section above it or a key below it (None: the file did)."""
+    found = None
+    for item in overrides:
+        target = item.split("=", 1)[0].strip()
+        if key == target or key.startswith((target + ".", target + "[")) or target.startswith(key + "."):
+            found = item
+    return found
+
+
 def _parse_override(item: str, source: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise UserError(f"{source}: override {item!r} must look like key.sub=value")
@@ -62,7 +80,7 @@ def _type_name(tp) -> str:
 def _coerce(value: Any, tp, key: str, source: str):
     """Check `value` against annotation `tp`; returns the value (ints widen to floats)."""
     origin, args = get_origin(tp), get_args(tp)
-    bad = UserError(f"{source}: key '{key}' expects {_type_name(tp)}, got {value!r}")
+    bad = ConfigKeyError(source, key, f"key '{key}' expects {_type_name(tp)}, got {value!r}")
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
@@ -76,11 +94,11 @@ def _coerce(value: Any, tp, key: str, source: str):
         raise bad
     if origin is Literal:
         if value not in args:
-            raise UserError(f"{source}: key '{key}' must be one of {list(args)}, got {value!r}")
+            raise ConfigKeyError(source, key, f"key '{key}' must be one of {list(args)}, got {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise UserError(f"{source}: key '{key}' is a section and needs a mapping, got {value!r}")
+            raise ConfigKeyError(source, key, f"key '{key}' is a section and needs a mapping, got {value!r}")
         return build(tp, value, source, prefix=key + ".")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -107,7 +125,8 @@ def build(schema: type, data: dict, source: str, prefix: str = ""):
     hints = typing.get_type_hints(schema)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise UserError(f"{source}: unknown key '{prefix}{unknown[0]}' (known in this section: {', '.join(sorted(fields))})")
+        key = prefix + unknown[0]
+        raise ConfigKeyError(source, key, f"unknown key '{key}' (known in this section: {', '.join(sorted(fields))})")
     values = {name: _coerce(value, hints[name], prefix + name, source) for name, value in data.items()}
     try:
         obj = schema(**values)
@@ -124,27 +143,39 @@ def build(schema: type, data: dict, source: str, prefix: str = ""):
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such config file")
+    if not path.is_file():
+        raise UserError(f"{path}: no such config file" if not path.exists() else f"{path}: is not a file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read the config ({err})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+        reason = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{where}: invalid YAML ({reason})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe must be a YAML mapping")
     return data
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None):
-    """Read, override and validate a recipe; returns the paradigm's schema instance."""
-    data = apply_overrides(read_yaml(path), overrides or [])
+    """Read, override and validate a recipe; returns the paradigm's schema instance. A bad key or value that came
+    from an override is reported as `FILE: --set KEY=VALUE: what is wrong`."""
+    overrides = list(overrides or [])
+    data = apply_overrides(read_yaml(path), overrides)
     paradigm = data.get("paradigm")
     _import_schemas()
-    if paradigm not in _SCHEMAS:
-        raise UserError(f"{path}: key 'paradigm' must be one of {sorted(_SCHEMAS)}, got {paradigm!r}")
-    return build(_SCHEMAS[paradigm], data, str(path))
+    try:
+        if paradigm not in _SCHEMAS:
+            raise ConfigKeyError(str(path), "paradigm",
+                                 f"key 'paradigm' must be one of {sorted(_SCHEMAS)}, got {paradigm!r}")
+        return build(_SCHEMAS[paradigm], data, str(path))
+    except ConfigKeyError as err:
+        item = _override_for(err.key, overrides)
+        if item is None:
+            raise
+        raise UserError(f"{path}: --set {item}: {err.detail}") from None
 
 
 def to_dict(config) -> dict:

@@ -79,9 +79,11 @@ def test_user_reward_file(tmp_path, completions_file, capsys):
     ],
 )
 def test_malformed_input_names_file_and_line(tmp_path, content, message):
+    from rerank_rl.rl.errors import UserError
+
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(UserError) as error:
         read_completions(path)
     assert str(error.value).startswith(str(path)) and message in str(error.value)
     assert "\n" not in str(error.value)
@@ -90,7 +92,7 @@ def test_malformed_input_names_file_and_line(tmp_path, content, message):
 def test_cli_errors_are_one_line_user_errors(tmp_path, completions_file):
     from rerank_rl.rl.errors import UserError
 
-    with pytest.raises(UserError, match="file not found"):
+    with pytest.raises(UserError, match="no such file"):
         score(["reward", "score", "--reward", "grouprank", "--input", str(tmp_path / "none.jsonl")])
     with pytest.raises(UserError, match="unknown reward 'nope'"):
         score(["reward", "score", "--reward", "nope", "--input", str(completions_file)])
