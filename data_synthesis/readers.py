@@ -41,9 +41,23 @@ def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 if line.strip():
                     yield lineno, line.rstrip("\n")
         except UnicodeDecodeError:
-            raise located(path, lineno + 1, "not UTF-8 text") from None
+            raise located(path, _first_undecodable_line(path), "not UTF-8 text") from None
         except (OSError, EOFError) as err:  # a truncated or corrupt .gz
-            raise located(path, lineno + 1, f"unreadable ({err})") from None
+            raise UserError(f"{path}: unreadable ({err})") from None
+
+
+def _first_undecodable_line(path: Path) -> int | None:
+    """Line number of the first line that is not UTF-8 (text is decoded in chunks, so the reader cannot tell)."""
+    try:
+        with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as raw:
+            for lineno, line in enumerate(raw, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return lineno
+    except (OSError, EOFError):
+        pass
+    return None
 
 
 def read_qrels(path: str | Path) -> Qrels:

@@ -63,7 +63,9 @@ def print_table(title: str, results: dict[str, dict]) -> None:
     table.add_column("queries", justify="right")
     for run, values in results.items():
         table.add_row(run, *(f"{values[m]:.4f}" for m in metric_names), str(values["queries"]))
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 40 + 11 * len(metric_names))  # pipes default to 80 columns: too narrow
+    console.print(table)
 
 
 def evaluate_command(args) -> int:
