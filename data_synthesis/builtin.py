@@ -80,8 +80,7 @@ def generate_examples(num_queries: int, candidates: int = 10, seed: int = 0, pre
         for a in rng.sample(others, 2):
             docs.append((ATTRIBUTES[a][1].format(e=entity.capitalize(), v=facts[entity, a]), 1))
         rivals = [e for e in entities if e != entity]
-        while len(docs) < candidates - 1:
-            rival = rng.choice(rivals)
+        for rival in rng.sample(rivals, max(0, min(len(rivals), candidates - 1 - len(docs)))):
             docs.append((answer.format(e=rival.capitalize(), v=facts[rival, attr]), 0))
         docs.append((rng.choice(OFF_TOPIC), 0))
         docs = docs[:candidates]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 _FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "RERANK_RL_CACHE", "TOKENIZERS_PARALLELISM",
-                  "DS_BUILD_OPS", "DS_ACCELERATOR", "TENSORBOARD_LOGGING_DIR", "PYTHONHASHSEED")
+                  "DS_BUILD_OPS", "DS_ACCELERATOR", "OMP_WAIT_POLICY", "TENSORBOARD_LOGGING_DIR", "PYTHONHASHSEED")
 
 
 def is_main_process() -> bool:
