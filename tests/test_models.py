@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
 from rerank_rl.rl import models
 from rerank_rl.rl.errors import UserError
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 PROMPT = "What is the capital of France?"
 PINNED = "The capital of France is Paris."  # greedy, 12 new tokens at most, float32 on CPU
@@ -121,5 +123,5 @@ def test_concurrent_prepares_share_one_build(tmp_path, default_lm_path):
     assert sorted(p.name for p in built.parent.iterdir()) == [f".{models.DEFAULT_LM}.lock", models.DEFAULT_LM]
     for name in ("model.safetensors", "config.json", "tokenizer.json"):
         assert (built / name).read_bytes() == (default_lm_path / name).read_bytes(), name
-    second = run_cli("model", "prepare")  # the regular cache: already prepared, returns at once
-    assert second.returncode == 0
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)  # the regular cache
+    assert second.returncode == 0 and f"smollm2-135m-instruct: {default_lm_path}" in second.stdout
