@@ -18,6 +18,10 @@ _FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "RERANK_RL_CACHE", "T
 
 def is_main_process() -> bool:
     """True on the worker that should write shared outputs (rank 0), and outside distributed runs."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
     return int(os.environ.get("RANK", "0")) == 0
 
 

@@ -43,3 +43,20 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `rerank-rl ARGS` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "rerank_rl.rl.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_path(tmp_path_factory, default_lm_path) -> Path:
+    """A 2-layer, randomly initialised Llama with SmolLM2's tokenizer and chat template: exercises every training
+    code path in seconds. Tests that judge quality use the real default model instead."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("tiny-lm")
+    config = AutoConfig.from_pretrained(default_lm_path)
+    config.update({"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "head_dim": 16})
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(default_lm_path).save_pretrained(out)
+    return out

@@ -16,6 +16,7 @@ from datasets import Dataset, load_from_disk
 from rerank_rl.rewards.contract import tap_components
 from rerank_rl.rewards.registry import combine_rewards
 from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.orchestration import is_main_process
 from rerank_rl.rl.paradigms import groupwise
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
 
@@ -116,7 +117,9 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False) -> Pat
     holder.append(trainer)
     trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     trainer.save_state()
-    if config.lora.enabled:
-        trainer.model.save_pretrained(out / "adapter")
-        tokenizer.save_pretrained(out / "adapter")
-    return save_merged(trainer.model, tokenizer, out / "merged")
+    if is_main_process():
+        if config.lora.enabled:
+            trainer.model.save_pretrained(out / "adapter")
+            tokenizer.save_pretrained(out / "adapter")
+        save_merged(trainer.model, tokenizer, out / "merged")
+    return out / "merged"

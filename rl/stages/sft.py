@@ -11,6 +11,7 @@ from pathlib import Path
 from datasets import Dataset, load_from_disk
 
 from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.orchestration import is_main_process
 from rerank_rl.rl.paradigms import groupwise
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
 
@@ -49,4 +50,6 @@ def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Pat
                          peft_config=lora_config(config.lora))
     trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     trainer.save_state()
-    return save_merged(trainer.model, tokenizer, out / "merged")
+    if is_main_process():
+        save_merged(trainer.model, tokenizer, out / "merged")
+    return out / "merged"

@@ -1,0 +1,111 @@
+"""The main job end to end: stages, run folder, export/reload, resume after SIGKILL, Ray Train workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from conftest import REPO, run_cli
+
+TINY_RECIPE = str(REPO / "configs" / "grouprank_tiny.yaml")
+
+
+def _train(run_dir: Path, *overrides: str, resume: bool = False, popen: bool = False):
+    args = ["train", "--resume", str(run_dir)] if resume else ["train", TINY_RECIPE, "--output-dir", str(run_dir)]
+    for item in overrides:
+        args += ["--set", item]
+    if popen:
+        return subprocess.Popen([sys.executable, "-m", "rerank_rl.rl.cli", *args], cwd=REPO, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = run_cli(*args, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _write_candidates(examples: list[dict], folder: Path) -> tuple[Path, Path]:
+    """The evaluation set as a rank_llm retrieve_results JSON and a qrels file, as a user would bring them."""
+    cands = [{"query": ex["query"], "hits": [
+        {"qid": ex["qid"], "docid": d, "content": t, "score": s, "rank": r}
+        for r, (d, t, s) in enumerate(zip(ex["doc_ids"], ex["doc_texts"], ex["first_stage_scores"]), start=1)]}
+        for ex in examples]
+    (folder / "cands.json").write_text(json.dumps(cands))
+    lines = [f"{ex['qid']} 0 {d} {g}" for ex in examples for d, g in zip(ex["doc_ids"], ex["labels"])]
+    (folder / "qrels.txt").write_text("\n".join(lines) + "\n")
+    return folder / "cands.json", folder / "qrels.txt"
+
+
+@pytest.mark.slow
+def test_default_model_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    _train(run_dir)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert list(state["done"]) == ["data", "eval_before", "sft", "rl", "eval_after", "export"]
+    after = json.loads((run_dir / "metrics/after.json").read_text())
+    assert after["first_stage"]["queries"] == after["reranked"]["queries"] == 3 and after["fusion"] is False
+    assert (run_dir / "metrics/after.run").read_text().count("\n") == 3 * 6
+    for path in ("report.md", "metrics.png", "rewards.png", "export/bundle.json", "export/model/config.json",
+                 "export/adapter/adapter_config.json", "config.yaml"):
+        assert (run_dir / path).exists(), path
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents*"))
+    report = (run_dir / "report.md").read_text()
+    assert "before training" in report and "after training" in report
+
+    # Reloading the export through the CLI reproduces the run's own evaluation.
+    examples = [dict(r) for r in load_from_disk(str(run_dir / "data/eval"))]
+    cands, qrels = _write_candidates(examples, tmp_path)
+    result = run_cli("evaluate", "--model", str(run_dir / "export"), "--paradigm", "groupwise",
+                     "--candidates", str(cands), "--qrels", str(qrels), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(result.stdout)
+    for metric, value in after["reranked"].items():
+        assert payload[metric] == pytest.approx(value, abs=1e-9), metric
+    assert payload["first_stage"]["ndcg@10"] == pytest.approx(after["first_stage"]["ndcg@10"])
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_lm_path):
+    settings = [f"model.name={tiny_lm_path}", "sft.enabled=false", "evaluate.before_training=false",
+                "rl.max_steps=4", "rl.save_steps=1"]
+    straight = tmp_path / "straight"
+    _train(straight, *settings)
+
+    killed = tmp_path / "killed"
+    proc = _train(killed, *settings, popen=True)
+    deadline = time.time() + 900
+    while not (killed / "rl" / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "rl" / "merged").exists()
+    _train(killed, resume=True)
+
+    history = json.loads((killed / "rl" / "trainer_state.json").read_text())
+    assert history["global_step"] == 4
+    a, b = _weights(straight / "rl" / "merged"), _weights(killed / "rl" / "merged")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert json.loads((straight / "metrics/after.json").read_text())["reranked"] == \
+        json.loads((killed / "metrics/after.json").read_text())["reranked"]
+
+
+def test_ray_train_with_two_workers(tmp_path, tiny_lm_path):
+    run_dir = tmp_path / "ray"
+    _train(run_dir, f"model.name={tiny_lm_path}", "ray.enabled=true", "ray.num_workers=2", "sft.enabled=false",
+           "evaluate.before_training=false", "rl.max_steps=1", "rl.prompts_per_step=2")
+    state = json.loads((run_dir / "state.json").read_text())
+    assert "export" in state["done"]
+    assert (run_dir / "export/model/model.safetensors").exists()
