@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=8, help="completions per query")
     parser.add_argument("--chunk", type=int, default=10_000, help="the sides alternate per chunk, to share noise")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="time each step of a chunk this many times and keep the fastest (quieter on a busy machine)")
+                        help="time each step of a chunk this many times, keep the fastest (quieter on a busy machine)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
