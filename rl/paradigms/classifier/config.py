@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rerank_rl.rl.config import register_schema
+from rerank_rl.rl.recipe import RaySection  # the orchestration layer's section, shared by every paradigm
 
 
 @dataclass
 class ModelConfig:
     encoder: str = "minilm"  # "minilm" (embedded all-MiniLM-L6-v2), a local folder or a hub id
     max_length: int = 160
-    text_vector: Literal["cls", "sep"] = "cls"  # first token of the sequence, or the <<SEP>> token before the text
+    text_vector: Literal["sep", "cls"] = "sep"  # the <<SEP>> token before the text, or the sequence's first token
     class_vector: Literal["average", "first"] = "average"  # mean of the label span, or its <<LABEL>> token
     projector_init: Literal["identity", "random"] = "identity"  # identity keeps the encoder's geometry at step 0
     logit_scale: float = 10.0  # initial scale of the cosine scores (learned)
@@ -26,6 +27,10 @@ class ModelConfig:
             raise ValueError("max_length must be at least 16 tokens")
         if self.logit_scale <= 0:
             raise ValueError("logit_scale must be positive")
+        if self.class_vector == "average" and self.text_vector == "cls":
+            # gliclass bounds a label span at the <<SEP>> token only when it extracts text features (text_vector
+            # sep); otherwise the last label's "span" runs on through the whole text.
+            raise ValueError("class_vector 'average' needs text_vector 'sep' (use class_vector 'first' with 'cls')")
 
 
 @dataclass
@@ -116,20 +121,13 @@ class ExportConfig:
     dir: str = "export"  # relative to the run folder
 
 
-@dataclass
-class RayConfig:
-    """Read by the orchestration layer only; the stages never see Ray."""
-
-    address: str | None = None
-    num_cpus: int | None = None
-
-
 @register_schema("classifier")
 @dataclass
 class ClassifierRecipe:
     paradigm: str = "classifier"
+    name: str = "gliclass"
     seed: int = 0
-    output_dir: str | None = None
+    output_dir: str = "runs"
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -137,7 +135,7 @@ class ClassifierRecipe:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
+    ray: RaySection = field(default_factory=RaySection)  # read by the orchestration layer only
 
     def validate(self):
         if self.paradigm != "classifier":

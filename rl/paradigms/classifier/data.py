@@ -1,0 +1,94 @@
+"""Training and evaluation data for the classifier: which sets, how many examples, which labels each one offers."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rerank_rl.data_synthesis.classification import read_named, sample
+from rerank_rl.rl.errors import UserError
+
+from .config import DataConfig
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def data_root(cfg: DataConfig) -> Path:
+    root = Path(cfg.root).expanduser() if cfg.root else REPO.parent / "shared" / "data"
+    if not root.is_dir():
+        raise UserError(f"data root {root} does not exist (set data.root)")
+    return root
+
+
+def load_sets(specs: list[str], root: Path, per_set: int | None, seed: int) -> dict[str, list[dict]]:
+    """{spec: seeded sample of its examples}, read through the classification readers."""
+    return {spec: sample(read_named(spec, root), per_set, seed) for spec in specs}
+
+
+def label_names(rows: list[dict]) -> list[str]:
+    """The label set of a dataset, in its own order."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row["label_names"]))
+    return list(names)
+
+
+@dataclass
+class Batch:
+    texts: list[str]
+    labels: list[list[str]]  # offered labels per text, in the order the model sees them
+    targets: torch.Tensor  # (B, K) 1.0 for a gold label, 0.0 otherwise (padded slots 0)
+
+
+class LabelSetSampler:
+    """Draws training examples with a varied label set each time.
+
+    Each example offers its gold label(s), a random number of negatives from its own set, and `other_negatives`
+    negatives from the other training sets' labels (so the model learns to reject labels of an unrelated task,
+    as it must when a user offers arbitrary labels). Sets are drawn uniformly, so a large set does not dominate.
+    """
+
+    def __init__(self, sets: dict[str, list[dict]], cfg: DataConfig, seed: int):
+        self.sets = {name: rows for name, rows in sets.items() if rows}
+        if not self.sets:
+            raise UserError("no training examples: every training set is empty")
+        self.own = {name: label_names(rows) for name, rows in self.sets.items()}
+        self.cfg = cfg
+        self.rng = random.Random(seed)
+
+    def _others(self, name: str) -> list[str]:
+        own = {label.lower() for label in self.own[name]}
+        pool = {label for other, labels in self.own.items() if other != name for label in labels}
+        return sorted(label for label in pool if label.lower() not in own)
+
+    def example(self) -> tuple[str, list[str], set[str]]:
+        name = self.rng.choice(sorted(self.sets))
+        row = self.rng.choice(self.sets[name])
+        gold = list(dict.fromkeys(row["gold_labels"]))
+        others = self.rng.sample(self._others(name), min(self.cfg.other_negatives, len(self._others(name))))
+        room = max(0, self.cfg.max_labels - len(gold) - len(others))
+        own_pool = [label for label in self.own[name] if label not in gold]
+        # A random count of own-set negatives, so the model meets label sets of many sizes.
+        count = self.rng.randint(min(1, room, len(own_pool)), min(room, len(own_pool)))
+        labels = gold + self.rng.sample(own_pool, count) + others
+        if self.cfg.shuffle_labels:
+            self.rng.shuffle(labels)
+        return row["text"], labels, set(gold)
+
+    def batch(self, size: int) -> Batch:
+        drawn = [self.example() for _ in range(size)]
+        width = max(len(labels) for _, labels, _ in drawn)
+        targets = torch.zeros(size, width)
+        for i, (_, labels, gold) in enumerate(drawn):
+            for j, label in enumerate(labels):
+                targets[i, j] = float(label in gold)
+        return Batch([t for t, _, _ in drawn], [labels for _, labels, _ in drawn], targets)
+
+    def state(self):
+        return self.rng.getstate()
+
+    def restore(self, state) -> None:
+        self.rng.setstate(state)

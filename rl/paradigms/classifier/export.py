@@ -1,0 +1,78 @@
+"""Export: a gliclass model folder (config, weights, tokenizer with the added tokens) plus a small serving bundle,
+checked by reloading it through `gliclass.ZeroShotClassificationPipeline` before the export is declared done.
+
+Serving needs nothing from this project:
+
+    model = GLiClassModel.from_pretrained(DIR); tokenizer = AutoTokenizer.from_pretrained(DIR)
+    pipe = ZeroShotClassificationPipeline(model, tokenizer, classification_type="single-label", device="cpu")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rerank_rl.rl.errors import UserError
+
+from .evaluate import predict_probs
+from .model import LABEL_TOKEN, SEP_TOKEN, load_model
+from .trainio import save_model
+
+BUNDLE = "rerank_rl_classifier.json"
+_PROBE_TEXTS = ["The central bank raised interest rates again.", "What a wonderful, heartwarming film!",
+                "My card still has not arrived after two weeks."]
+_PROBE_LABELS = ["business", "sports", "joy", "anger", "card arrival", "positive"]
+
+
+def export_model(model, tokenizer, out_dir: Path, max_length: int, classification_type: str = "single-label",
+                 threshold: float = 0.5, source: str | None = None) -> Path:
+    out_dir = Path(out_dir)
+    save_model(out_dir, model, tokenizer)
+    bundle = {
+        "paradigm": "classifier",
+        "architecture": "gliclass uni-encoder",
+        "input_format": f"{LABEL_TOKEN}label1{LABEL_TOKEN}label2...{SEP_TOKEN}text",
+        "max_length": max_length,
+        "classification_type": classification_type,
+        "threshold": threshold,
+        "source": source,
+    }
+    (out_dir / BUNDLE).write_text(json.dumps(bundle, indent=2) + "\n")
+    verify_export(model, tokenizer, out_dir)
+    return out_dir
+
+
+def read_bundle(folder: Path) -> dict:
+    path = Path(folder) / BUNDLE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def gliclass_pipeline(folder: Path, classification_type: str | None = None):
+    """The exported model inside gliclass's own zero-shot pipeline (CPU)."""
+    from gliclass import ZeroShotClassificationPipeline
+
+    bundle = read_bundle(folder)
+    model, tokenizer = load_model(folder)
+    return ZeroShotClassificationPipeline(
+        model, tokenizer, max_length=bundle.get("max_length", 512), device="cpu", progress_bar=False,
+        classification_type=classification_type or bundle.get("classification_type", "single-label"))
+
+
+def pipeline_scores(pipe, texts: list[str], labels: list[str], batch_size: int = 8) -> np.ndarray:
+    """(N, K) per-label sigmoid scores from the gliclass pipeline (multi-label mode, threshold 0 keeps them all)."""
+    results = pipe(texts, labels, threshold=0.0, batch_size=batch_size, classification_type="multi-label")
+    return np.array([[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in results])
+
+
+def verify_export(model, tokenizer, folder: Path, atol: float = 1e-4) -> None:
+    """Fail loudly if the export does not reproduce the in-memory model's scores inside the gliclass pipeline."""
+    expected = predict_probs(model, tokenizer, _PROBE_TEXTS, _PROBE_LABELS, max_length=read_bundle(folder)["max_length"])
+    with torch.no_grad():
+        got = pipeline_scores(gliclass_pipeline(folder), _PROBE_TEXTS, _PROBE_LABELS)
+    gap = float(np.abs(expected - got).max())
+    if gap > atol:
+        raise UserError(f"{folder}: the exported model's scores differ from the trained model's by {gap:.2e} "
+                        "when loaded through gliclass; the export is not usable")

@@ -1,0 +1,126 @@
+"""The classifier recipe end to end: baseline -> supervised -> evaluate -> PPO -> evaluate -> export.
+
+A plain function of (config, run folder): the orchestration layer decides where it runs. Finished stages are
+recorded in the run's `state.json` and skipped on resume; an interrupted training stage continues from its last
+checkpoint. Everything lands in the run folder: `supervised/` and `ppo/` (logs, TensorBoard, checkpoints, final
+model), `export/`, and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rerank_rl.rl.pipeline import RunState
+
+from .config import ClassifierRecipe
+from .data import LabelSetSampler, data_root, label_names, load_sets
+from .evaluate import embedding_baseline, evaluate_model
+from .export import export_model
+from .model import build_model, load_model
+from .ppo import resolve_reward, train_ppo
+from .supervised import train_supervised
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, log=print) -> dict:
+    """Run (or continue) the classifier recipe in `run_dir`; returns the metrics also written to metrics.json."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    _seed(config.seed)
+    reward_fn = resolve_reward(config.ppo.reward) if config.ppo.enabled else None  # fail before any heavy work
+    state = RunState(run_dir)
+    root = data_root(config.data)
+    train_sets = load_sets(config.data.train, root, config.data.train_per_set, config.seed)
+    eval_sets = load_sets(config.data.eval, root, config.data.eval_examples, config.seed + 1)
+    seen = {label.casefold() for rows in train_sets.values() for label in label_names(rows)}
+    ev = config.evaluate
+    max_length = config.model.max_length
+
+    def stage(name: str, fn, *args):
+        if state.done(name):
+            return state.data["done"][name]
+        interrupted = resume and state.data.get("current") == name
+        state.start(name)
+        started = time.time()
+        result = fn(interrupted, *args)
+        log(f"[{name}] done in {time.time() - started:.1f} s")
+        state.finish(name, result)
+        return result
+
+    def evaluate(_resume, model_dir: str):
+        model, tokenizer = load_model(model_dir)
+        return evaluate_model(model, tokenizer, eval_sets, seen, ev.batch_size, max_length,
+                              ev.classification_type, ev.threshold)
+
+    def supervised(interrupted: bool):
+        model, tokenizer = build_model(config.model, config.seed)
+        sampler = LabelSetSampler(train_sets, config.data, config.seed)
+        _, summary = train_supervised(model, tokenizer, sampler, config.supervised, max_length,
+                                      run_dir / "supervised", interrupted, log)
+        return {"model": str(run_dir / "supervised" / "final"), **summary}
+
+    def ppo(interrupted: bool, start_dir: str | None):
+        if start_dir:
+            model, tokenizer = load_model(start_dir)
+        else:
+            model, tokenizer = build_model(config.model, config.seed)
+        sampler = LabelSetSampler(train_sets, config.data, config.seed + 1)
+        _, summary = train_ppo(model, tokenizer, sampler, config.ppo, max_length, run_dir / "ppo", reward_fn,
+                               interrupted, log)
+        return {"model": str(run_dir / "ppo" / "final"), **summary}
+
+    def export(_resume, model_dir: str):
+        model, tokenizer = load_model(model_dir)
+        out = export_model(model, tokenizer, run_dir / config.export.dir, max_length, ev.classification_type,
+                           ev.threshold, source=model_dir)
+        return str(out)
+
+    metrics: dict = {"seen_labels": sorted(seen), "eval_examples": {k: len(v) for k, v in eval_sets.items()}}
+    if ev.enabled and ev.embedding_baseline:
+        metrics["baseline"] = stage("baseline", lambda _r: embedding_baseline(eval_sets, seen, config.model.encoder))
+    model_dir = None
+    if config.supervised.enabled:
+        metrics["supervised_training"] = stage("supervised", supervised)
+        model_dir = metrics["supervised_training"]["model"]
+        if ev.enabled:
+            metrics["supervised"] = stage("eval_supervised", evaluate, model_dir)
+    if config.ppo.enabled:
+        metrics["ppo_training"] = stage("ppo", ppo, model_dir)
+        model_dir = metrics["ppo_training"]["model"]
+        if ev.enabled:
+            metrics["ppo"] = stage("eval_ppo", evaluate, model_dir)
+    if config.export.enabled and model_dir:
+        metrics["export"] = stage("export", export, model_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log(summary_table(metrics))
+    return metrics
+
+
+def summary_table(metrics: dict) -> str:
+    """Macro-F1 per evaluation set and model, as a small text table."""
+    rows = [(name, metrics[name]) for name in ("baseline", "supervised", "ppo") if name in metrics]
+    if not rows:
+        return "no evaluation"
+    sets = list(rows[0][1])
+    lines = ["model        " + "  ".join(f"{s:>24}" for s in sets)]
+    for name, result in rows:
+        cells = []
+        for s in sets:
+            m = result[s]
+            unseen = f" ({m['macro_f1_unseen']:.3f})" if "macro_f1_unseen" in m else ""
+            cells.append(f"{m['macro_f1']:.3f}{unseen}".rjust(24))
+        lines.append(f"{name:<13}" + "  ".join(cells))
+    return "macro-F1 (unseen labels only)\n" + "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Supervised stage: BCE or focal loss over sigmoid label scores (multi-label), or softmax cross-entropy
+(single-label), on label sets drawn by `LabelSetSampler`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .config import SupervisedConfig
+from .data import LabelSetSampler
+from .model import score
+from .trainio import StepLogger, load_checkpoint, param_groups, save_checkpoint, save_model
+
+
+def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
+                    gamma: float = 2.0, alpha: float = -1.0) -> torch.Tensor:
+    """Mean loss over the real label slots of a (B, K) batch."""
+    mask = mask.bool()
+    if kind == "ce":
+        log_probs = F.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1).masked_fill(~mask, 0.0)
+        weights = targets / targets.sum(-1, keepdim=True).clamp_min(1.0)  # several gold labels share the mass
+        return -(weights * log_probs).sum(-1).mean()
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    if kind == "focal":
+        p = torch.sigmoid(logits)
+        p_true = p * targets + (1 - p) * (1 - targets)
+        loss = loss * (1 - p_true) ** gamma  # well-classified labels (p_true near 1) weigh little
+        if alpha >= 0:
+            loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
+    return (loss * mask).sum() / mask.sum().clamp_min(1)
+
+
+def _schedule(optimizer, steps: int, warmup: float):
+    warm = max(1, int(steps * warmup))
+
+    def factor(step: int) -> float:  # linear warm-up, then linear decay to zero
+        return min((step + 1) / warm, max(0.0, (steps - step) / max(1, steps - warm)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: SupervisedConfig, max_length: int,
+                     out_dir: Path, resume: bool = False, log=print):
+    """Train for `cfg.steps` steps; returns (model, summary). Writes out_dir/final and periodic checkpoints."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = out_dir / "checkpoint"
+    start, restored = 0, load_checkpoint(ckpt) if resume else None
+    if restored is not None:
+        model, tokenizer, state = restored
+        start = state["step"]
+        sampler.restore(state["sampler"])
+        log(f"supervised: resuming at step {start}/{cfg.steps}")
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, cfg.weight_decay))
+    scheduler = _schedule(optimizer, cfg.steps, cfg.warmup)
+    if restored is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    logger = StepLogger(out_dir, "supervised")
+    model.train()
+    started, first_loss, loss_value = time.time(), None, float("nan")
+    for step in range(start, cfg.steps):
+        batch = sampler.batch(cfg.batch_size)
+        scores = score(model, tokenizer, batch.texts, batch.labels, max_length)
+        loss = supervised_loss(scores.logits, batch.targets, scores.mask, cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        loss_value = loss.item()
+        first_loss = loss_value if first_loss is None else first_loss
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            scale = model.model.logit_scale.item()
+            logger.log(step + 1, {"loss": loss_value, "logit_scale": scale, "lr": scheduler.get_last_lr()[0]})
+            log(f"supervised step {step + 1}/{cfg.steps} loss {loss_value:.4f} scale {scale:.2f}")
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            save_checkpoint(ckpt, model, tokenizer, {"step": step + 1, "sampler": sampler.state(),
+                                                     "optimizer": optimizer.state_dict(),
+                                                     "scheduler": scheduler.state_dict()})
+    logger.close()
+    model.eval()
+    save_model(out_dir / "final", model, tokenizer)
+    return model, {"steps": cfg.steps, "resumed_at": start, "first_loss": first_loss, "last_loss": loss_value,
+                   "wall_s": round(time.time() - started, 2)}

@@ -1,0 +1,80 @@
+"""What both training stages share: per-step logs (JSON lines + TensorBoard) and resumable checkpoints."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import load_model
+
+
+class StepLogger:
+    """Appends one JSON object per logged step to `log.jsonl` and mirrors the scalars to TensorBoard."""
+
+    def __init__(self, folder: Path, tag: str):
+        from torch.utils.tensorboard import SummaryWriter
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "log.jsonl"
+        self.tag = tag
+        self.writer = SummaryWriter(str(folder / "tensorboard"))
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()}}) + "\n")
+        for key, value in values.items():
+            self.writer.add_scalar(f"{self.tag}/{key}", float(value), step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def save_model(folder: Path, model, tokenizer) -> None:
+    """Write a loadable model folder atomically: a half-written folder never replaces a good one."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def save_checkpoint(folder: Path, model, tokenizer, state: dict) -> None:
+    """Model + training state (optimisers, step, every RNG) so that a resumed run continues the same stream."""
+    state = {**state, "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                              "torch": torch.get_rng_state()}}
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    torch.save(state, tmp / "trainer_state.pt")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def load_checkpoint(folder: Path):
+    """(model, tokenizer, state) of a checkpoint, or None when there is none."""
+    if not (folder / "trainer_state.pt").exists():
+        return None
+    model, tokenizer = load_model(folder)
+    state = torch.load(folder / "trainer_state.pt", weights_only=False)
+    rng = state.pop("rng")
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    return model, tokenizer, state
+
+
+def param_groups(model, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+    """The pretrained encoder learns slowly; the projectors and logit scale, which start from scratch, faster."""
+    encoder, head = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (encoder if ".encoder_model." in f".{name}" else head).append(param)
+    return [{"params": encoder, "lr": lr, "weight_decay": weight_decay},
+            {"params": head, "lr": head_lr, "weight_decay": 0.0}]
