@@ -7,14 +7,12 @@ data folder means a broken set-up rather than a developer's partial checkout.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clitools import REPO
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
@@ -37,12 +35,6 @@ def default_lm_path() -> Path:
     from rerank_rl.rl.models import prepare_default_lm
 
     return prepare_default_lm()
-
-
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `rerank-rl ARGS` in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "rerank_rl.rl.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
 
 
 @pytest.fixture(scope="session")

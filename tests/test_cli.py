@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 
-def _root_conftest():
-    """tests/conftest.py by path: `from conftest import ...` picks whichever conftest.py pytest imported last
-    (tests/classifier, tests/synthesis and others have their own)."""
-    spec = importlib.util.spec_from_file_location("rerank_rl_tests_conftest", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_CONFTEST = _root_conftest()
-run_cli = _CONFTEST.run_cli
+from clitools import run_cli
 
 FIRST_STAGE = [
     ("BM25/retrieve_results_dl19.json", "dl19", 0.5058),

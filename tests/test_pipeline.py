@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from conftest import REPO, run_cli
+from clitools import REPO, run_cli
 
 TINY_RECIPE = str(REPO / "configs" / "grouprank_tiny.yaml")
 
