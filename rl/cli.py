@@ -87,7 +87,7 @@ def _run_export(args) -> int:
     return export_command(args)
 
 
-def _add_optional_parsers(sub) -> None:
+def _add_package_parsers(sub) -> None:
     """Subcommands that live in the other packages."""
     from rerank_rl.data_synthesis.cli import add_synthesize_parser
     from rerank_rl.rewards.cli import add_reward_parser
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(sub)
     _add_export_parser(sub)
     _add_model_parser(sub)
-    _add_optional_parsers(sub)
+    _add_package_parsers(sub)
     return parser
 
 
@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rerank-rl ... | head`: the reader left; exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
