@@ -86,6 +86,10 @@ def run_recipe(config, run_dir: Path, resume: bool = False) -> dict:
             state.finish(name, result)
             return result
 
+        if config.synthesize is not None:
+            from rerank_rl.data_synthesis.stage import synthesize
+
+            stage("synthesize", synthesize, config.synthesize, run_dir / "synthesis")
         stage("data", prepare_data, config, run_dir)
         if config.evaluate.enabled and config.evaluate.before_training:
             stage("eval_before", evaluate_checkpoint, config, run_dir, base, "before", qrels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rerank_rl.data_synthesis.config import SynthesisConfig
 from rerank_rl.rl.config import register_schema
 
 
@@ -27,7 +28,9 @@ class LoraSection:
 class SourceSection:
     """One data source. `format` decides which of the path keys are needed."""
 
-    format: Literal["builtin", "rank_llm", "trec_run", "beir", "scifact_train", "triples", "dataset"] = "builtin"
+    # synthesized = the pools the recipe's own `synthesize` stage wrote (run folder/synthesis/pools)
+    format: Literal["builtin", "rank_llm", "trec_run", "beir", "scifact_train", "triples", "dataset",
+                    "synthesized"] = "builtin"
     path: str = ""        # rank_llm JSON, TREC run, BEIR folder, SciFact folder, triples TSV, or saved HF dataset
     qrels: str = ""
     topics: str = ""      # trec_run only
@@ -38,7 +41,7 @@ class SourceSection:
     seed: int = 0         # builtin only
 
     def validate(self) -> None:
-        if self.format != "builtin" and not self.path:
+        if self.format not in ("builtin", "synthesized") and not self.path:
             raise ValueError(f"path is required for format {self.format!r}")
 
 
@@ -59,7 +62,8 @@ class DataSection:
 @dataclass
 class SFTSection:
     enabled: bool = True
-    teacher: Literal["gold", "synthesized"] = "gold"  # gold: render gold grades as the answer (built-in teacher)
+    # gold: render gold grades as the answer (built-in teacher); synthesized: the synthesize stage's kept traces
+    teacher: Literal["gold", "synthesized"] = "gold"
     max_steps: int = 30
     learning_rate: float = 3e-4
     batch_size: int = 4
@@ -130,6 +134,7 @@ class GroupwiseRecipe:
     seed: int = 0
     output_dir: str = "runs"
     model: ModelSection = field(default_factory=ModelSection)
+    synthesize: SynthesisConfig | None = None  # when set, the recipe's first stage (see data_synthesis/config.py)
     lora: LoraSection = field(default_factory=LoraSection)
     data: DataSection = field(default_factory=DataSection)
     sft: SFTSection = field(default_factory=SFTSection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,10 +12,20 @@ from rerank_rl.data_synthesis.sources import load_source
 from rerank_rl.rl.errors import UserError
 
 
+def _locate(source, run_dir: Path):
+    """`format: synthesized` reads the pools this run's synthesize stage wrote."""
+    if source.format != "synthesized":
+        return source
+    path = run_dir / "synthesis" / "pools"
+    if not path.exists():
+        raise UserError(f"data source 'synthesized' needs a `synthesize:` section in the recipe ({path} is missing)")
+    return dataclasses.replace(source, format="dataset", path=str(path))
+
+
 def prepare_data(config, run_dir: Path) -> dict:
     """Write run_dir/data/{train_groups, eval} as datasets and return their sizes."""
     out = run_dir / "data"
-    train = [ex for source in config.data.train for ex in load_source(source)]
+    train = [ex for source in config.data.train for ex in load_source(_locate(source, run_dir))]
     train = [ex for ex in train if max(ex["labels"], default=0) > 0]  # a group with nothing relevant teaches nothing
     if not train:
         raise UserError("data.train: no query with a relevant candidate (check the qrels and depth)")
@@ -22,7 +33,7 @@ def prepare_data(config, run_dir: Path) -> dict:
     from datasets import Dataset
 
     Dataset.from_list(groups).save_to_disk(str(out / "train_groups"))
-    eval_examples = load_source(config.data.eval)
+    eval_examples = load_source(_locate(config.data.eval, run_dir))
     ranking_dataset(eval_examples).save_to_disk(str(out / "eval"))
     sizes = {"train_queries": len(train), "train_groups": len(groups), "eval_queries": len(eval_examples)}
     (out / "sizes.json").write_text(json.dumps(sizes, indent=2))
