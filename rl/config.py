@@ -110,6 +110,11 @@ def _coerce(value: Any, tp, key: str, source: str):
         return {str(k): _coerce(v, args[1], f"{key}.{k}", source) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise bad from None
     if tp is bool and not isinstance(value, bool):
         raise bad
     if tp in (int, float) and isinstance(value, bool):
