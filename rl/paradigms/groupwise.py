@@ -17,14 +17,12 @@ from collections.abc import Callable, Sequence
 
 from rerank_rl.rewards.parsers import parse_scores
 
-PROMPT_VERSION = "groupwise-v1"
+PROMPT_VERSION = "groupwise-v2"
 DEFAULT_REWARDS = {"grouprank": 1.0}
 
 _RUBRIC = (
-    "You judge passages for a search engine. For each numbered passage decide how useful it is for answering the "
-    "query: a passage that states the answer is most useful; one that is on the right topic but does not give the "
-    "answer is somewhat useful; one about another subject, or about a different entity that merely shares words "
-    "with the query, is useless. Give every passage an integer score from 0 (useless) to 10 (answers the query)."
+    "Rate how useful each numbered passage is for answering the query: 10 if it states the answer, lower if it is "
+    "only on the topic, 0 if it is about something else (sharing words with the query is not enough)."
 )
 _FORMAT = {
     "reasoning": 'First think briefly inside <reason></reason>. Then give the scores as a JSON object inside '
