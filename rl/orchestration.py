@@ -88,5 +88,5 @@ def _with_threads(fn: Callable, threads: int) -> Callable:
         torch.set_num_threads(threads)
         return fn(*args)
 
-    wrapped.__name__ = getattr(fn, "__name__", "stage")
+    wrapped.__name__ = wrapped.__qualname__ = getattr(fn, "__name__", "stage")  # Ray labels logs with it
     return wrapped
