@@ -69,6 +69,12 @@ def test_default_model_end_to_end(tmp_path):
         assert payload[metric] == pytest.approx(value, abs=1e-9), metric
     assert payload["first_stage"]["ndcg@10"] == pytest.approx(after["first_stage"]["ndcg@10"])
 
+    # `rerank-rl export` rebuilds the same bundle elsewhere.
+    again = run_cli("export", str(run_dir), "--out", str(tmp_path / "export2"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "export2/bundle.json").read_text()) == \
+        json.loads((run_dir / "export/bundle.json").read_text())
+
 
 def _weights(folder: Path) -> dict:
     from safetensors.torch import load_file
