@@ -85,7 +85,7 @@ class RLSection:
     temperature: float = 1.0
     beta: float = 0.001  # KL coefficient
     # {spec: weight} or {spec: {weight: w, option: value}}; specs: registry names, module:function, file.py:function
-    rewards: dict[str, float | dict[str, Any]] = field(default_factory=lambda: {"grouprank": 1.0})
+    rewards: dict[str, float | dict[str, Any]] = field(default_factory=lambda: {"grouprank_answer_only": 1.0})
     filter_zero_variance: bool = True
     save_steps: int = 4
     use_vllm: bool = False
@@ -142,3 +142,9 @@ class GroupwiseRecipe:
     evaluate: EvalSection = field(default_factory=EvalSection)
     export: ExportSection = field(default_factory=ExportSection)
     ray: RaySection = field(default_factory=RaySection)
+
+    def validate(self) -> None:
+        if self.variant == "answer_only" and "grouprank" in self.rl.rewards:
+            raise ValueError("rl.rewards: 'grouprank' requires <reason> and <answer> tags, which the answer_only "
+                             "variant never writes (every completion would earn the -0.5 penalty); use "
+                             "'grouprank_answer_only', or variant: reasoning")
