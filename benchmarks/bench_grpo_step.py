@@ -52,7 +52,7 @@ def run_plain(config, run_dir: Path, model: str) -> list[float]:
                       temperature=rl.temperature, beta=rl.beta, loss_type=rl.loss_type, logging_steps=1,
                       save_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed, use_cpu=True)
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = GRPOTrainer(model=model, reward_funcs=[get_reward("grouprank", relevant_at=2)], args=args,
+    trainer = GRPOTrainer(model=model, reward_funcs=[get_reward("grouprank_answer_only", relevant_at=2)], args=args,
                           train_dataset=dataset, peft_config=lora)
     trainer.train()
     return _step_times(trainer.state.log_history)
