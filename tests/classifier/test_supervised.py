@@ -60,3 +60,18 @@ def test_resume_continues_from_checkpoint(tiny_encoder, toy_sets, tmp_path):
     assert summary["resumed_at"] == 3
     steps = [__import__("json").loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6, 4, 5, 6]  # the resumed run logs steps 4..6 only
+
+
+def test_distillation_targets_follow_label_similarity():
+    from rerank_rl.rl.paradigms.classifier.supervised import SimilarityTeacher, distill_loss
+
+    teacher = SimilarityTeacher("minilm", temperature=0.05)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    log_probs = teacher.log_probs(["the football match ended with a late goal", "my card payment was declined"],
+                                  [["football", "cooking", "weather"], ["card payment", "football"]], mask)
+    assert log_probs[0].argmax() == 0 and log_probs[1].argmax() == 0 and log_probs[1, 2] == float("-inf")
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2))
+    # The loss is zero when the student reproduces the teacher, positive otherwise; padding is ignored.
+    matching = log_probs.masked_fill(~mask, 123.0)
+    assert distill_loss(matching, log_probs, mask).abs() < 1e-5
+    assert distill_loss(torch.zeros(2, 3), log_probs, mask) > 0.1

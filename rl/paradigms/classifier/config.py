@@ -21,10 +21,16 @@ class ModelConfig:
     projector_init: Literal["identity", "random"] = "identity"  # identity keeps the encoder's geometry at step 0
     logit_scale: float = 10.0  # initial scale of the cosine scores (learned)
     dropout: float = 0.1
+    train_embeddings: bool = False  # frozen word embeddings: half the weights, less forgetting, faster steps
+    frozen_layers: int = 0  # also keep the lowest N transformer layers fixed (faster backward, less forgetting)
 
     def validate(self):
         if self.max_length < 16:
             raise ValueError("max_length must be at least 16 tokens")
+        if self.frozen_layers < 0:
+            raise ValueError("frozen_layers must be >= 0")
+        if self.frozen_layers and self.train_embeddings:
+            raise ValueError("frozen_layers needs train_embeddings false (layers above frozen embeddings only)")
         if self.logit_scale <= 0:
             raise ValueError("logit_scale must be positive")
         if self.class_vector == "average" and self.text_vector == "cls":
@@ -65,6 +71,10 @@ class SupervisedConfig:
     loss: Literal["bce", "focal", "ce"] = "bce"  # bce / focal: multi-label (sigmoid); ce: single-label (softmax)
     focal_gamma: float = 2.0
     focal_alpha: float = -1.0  # weight of positives in the focal loss; negative disables it
+    # Distillation from the encoder's own bi-encoder similarity (text vs label name, mean-pooled MiniLM): teaches
+    # label-name matching in general, not the training labels; 0 turns it off.
+    distill_weight: float = 0.0
+    distill_temperature: float = 0.05
     grad_clip: float = 1.0
     log_every: int = 10
     save_every: int = 100
@@ -74,6 +84,8 @@ class SupervisedConfig:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
         if self.focal_alpha > 1:
             raise ValueError("focal_alpha must be <= 1 (negative: off)")
+        if self.distill_weight < 0 or self.distill_temperature <= 0:
+            raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
 
 
 @dataclass

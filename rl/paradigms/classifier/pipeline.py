@@ -24,7 +24,7 @@ from .evaluate import embedding_baseline, evaluate_model
 from .export import export_model
 from .model import build_model, load_model
 from .ppo import resolve_reward, train_ppo
-from .supervised import train_supervised
+from .supervised import SimilarityTeacher, train_supervised
 
 
 def _seed(seed: int) -> None:
@@ -48,6 +48,8 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
     seen = {label.casefold() for rows in train_sets.values() for label in label_names(rows)}
     ev = config.evaluate
     max_length = config.model.max_length
+    # None: train every weight; else the number of bottom transformer layers kept fixed with the embeddings.
+    frozen = None if config.model.train_embeddings else config.model.frozen_layers
 
     def stage(name: str, fn, *args):
         if state.done(name):
@@ -68,8 +70,10 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
     def supervised(interrupted: bool):
         model, tokenizer = build_model(config.model, config.seed)
         sampler = LabelSetSampler(train_sets, config.data, config.seed)
-        _, summary = train_supervised(model, tokenizer, sampler, config.supervised, max_length,
-                                      run_dir / "supervised", interrupted, log)
+        sup = config.supervised
+        teacher = SimilarityTeacher(config.model.encoder, sup.distill_temperature) if sup.distill_weight else None
+        _, summary = train_supervised(model, tokenizer, sampler, sup, max_length, run_dir / "supervised",
+                                      interrupted, log, frozen, teacher)
         return {"model": str(run_dir / "supervised" / "final"), **summary}
 
     def ppo(interrupted: bool, start_dir: str | None):
@@ -79,7 +83,7 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
             model, tokenizer = build_model(config.model, config.seed)
         sampler = LabelSetSampler(train_sets, config.data, config.seed + 1)
         _, summary = train_ppo(model, tokenizer, sampler, config.ppo, max_length, run_dir / "ppo", reward_fn,
-                               interrupted, log)
+                               interrupted, log, frozen)
         return {"model": str(run_dir / "ppo" / "final"), **summary}
 
     def export(_resume, model_dir: str):

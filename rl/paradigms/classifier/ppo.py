@@ -26,7 +26,9 @@ from rerank_rl.rl.errors import UserError
 from .config import PPOConfig
 from .data import LabelSetSampler
 from .model import score
-from .trainio import StepLogger, load_checkpoint, param_groups, save_checkpoint, save_model
+from .trainio import (
+    StepLogger, freeze_bottom, load_checkpoint, param_groups, save_checkpoint, save_model,
+)
 
 RewardFn = Callable[..., np.ndarray]  # (pred (B, L) bool, gold (B, L) bool, mask (B, L) bool) -> (B,)
 
@@ -120,7 +122,7 @@ def _rewards(reward_fn: RewardFn, actions: torch.Tensor, targets: torch.Tensor, 
 
 
 def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_length: int, out_dir: Path,
-              reward_fn: RewardFn, resume: bool = False, log=print):
+              reward_fn: RewardFn, resume: bool = False, log=print, frozen: int | None = None):
     """Run `cfg.steps` PPO steps from `model` (also the frozen reference); returns (model, summary)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
@@ -131,6 +133,8 @@ def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_le
         start = state["step"]
         sampler.restore(state["sampler"])
         log(f"ppo: resuming at step {start}/{cfg.steps}")
+    if frozen is not None:
+        freeze_bottom(model, frozen)
     width = model.config.encoder_config.hidden_size
     value_head = ValueHead(width)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, 0.0))
@@ -153,6 +157,10 @@ def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_le
             old_logp = bernoulli_log_prob(old.logits, actions)
             rewards = _rewards(reward_fn, actions, batch.targets, old.mask)
             features = ValueHead.features(old.text_embeddings, old.class_embeddings, old.mask)
+            if step == 0 and cfg.baseline == "value":
+                # Start V at the first rollout's mean reward: an untrained head (V ~ 0) would make every advantage
+                # positive and reinforce whatever was sampled, collapsing the policy's entropy.
+                value_head.net[-1].bias.fill_(rewards.mean().item())
             values = value_head(features) if cfg.baseline == "value" else None
             adv = advantages(rewards, values, cfg.baseline)
         for _ in range(cfg.inner_iters):

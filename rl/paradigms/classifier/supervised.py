@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from .config import SupervisedConfig
 from .data import LabelSetSampler
 from .model import score
-from .trainio import StepLogger, load_checkpoint, param_groups, save_checkpoint, save_model
+from .trainio import (
+    StepLogger, freeze_bottom, load_checkpoint, param_groups, save_checkpoint, save_model,
+)
 
 
 def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
@@ -33,6 +35,39 @@ def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Ten
     return (loss * mask).sum() / mask.sum().clamp_min(1)
 
 
+class SimilarityTeacher:
+    """Cosine similarity of mean-pooled sentence embeddings (sentence-transformers) between a text and each label
+    name: the embedding baseline's scores, used as soft targets."""
+
+    def __init__(self, encoder: str, temperature: float):
+        from sentence_transformers import SentenceTransformer
+
+        from rerank_rl.rl.models import resolve_model
+
+        self.model = SentenceTransformer(resolve_model(encoder), device="cpu")
+        self.temperature = temperature
+        self.label_cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def log_probs(self, texts: list[str], label_lists: list[list[str]], mask: torch.Tensor) -> torch.Tensor:
+        new = sorted({label for labels in label_lists for label in labels} - set(self.label_cache))
+        if new:
+            for label, vector in zip(new, self.model.encode(new, convert_to_tensor=True, normalize_embeddings=True)):
+                self.label_cache[label] = vector
+        text_vectors = self.model.encode(texts, convert_to_tensor=True, normalize_embeddings=True)
+        sims = torch.zeros(mask.shape)
+        for i, labels in enumerate(label_lists):
+            sims[i, : len(labels)] = torch.stack([self.label_cache[label] for label in labels]) @ text_vectors[i]
+        return F.log_softmax((sims / self.temperature).masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def distill_loss(logits: torch.Tensor, teacher_log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) between the label distributions (softmax over the offered labels)."""
+    student = F.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+    teacher = teacher_log_probs.exp()
+    return (teacher * (teacher_log_probs - student)).masked_fill(~mask, 0.0).sum(-1).mean()
+
+
 def _schedule(optimizer, steps: int, warmup: float):
     warm = max(1, int(steps * warmup))
 
@@ -43,7 +78,8 @@ def _schedule(optimizer, steps: int, warmup: float):
 
 
 def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: SupervisedConfig, max_length: int,
-                     out_dir: Path, resume: bool = False, log=print):
+                     out_dir: Path, resume: bool = False, log=print, frozen: int | None = None,
+                     teacher: SimilarityTeacher | None = None):
     """Train for `cfg.steps` steps; returns (model, summary). Writes out_dir/final and periodic checkpoints."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint"
@@ -53,6 +89,8 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
         start = state["step"]
         sampler.restore(state["sampler"])
         log(f"supervised: resuming at step {start}/{cfg.steps}")
+    if frozen is not None:
+        freeze_bottom(model, frozen)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, cfg.weight_decay))
     scheduler = _schedule(optimizer, cfg.steps, cfg.warmup)
     if restored is not None:
@@ -65,6 +103,9 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
         batch = sampler.batch(cfg.batch_size)
         scores = score(model, tokenizer, batch.texts, batch.labels, max_length)
         loss = supervised_loss(scores.logits, batch.targets, scores.mask, cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
+        if teacher is not None and cfg.distill_weight > 0:
+            target = teacher.log_probs(batch.texts, batch.labels, scores.mask)
+            loss = loss + cfg.distill_weight * distill_loss(scores.logits, target, scores.mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rerank_rl.rl.errors import UserError
+
 from .model import load_model
 
 
@@ -68,6 +70,20 @@ def load_checkpoint(folder: Path):
     np.random.set_state(rng["numpy"])
     torch.set_rng_state(rng["torch"])
     return model, tokenizer, state
+
+
+def freeze_bottom(model, layers: int = 0) -> None:
+    """Keep the encoder's input embeddings (the added label / separator tokens keep their initial vectors) and its
+    lowest `layers` transformer layers fixed."""
+    encoder = model.model.encoder_model
+    encoder.get_input_embeddings().requires_grad_(False)
+    if hasattr(encoder, "embeddings"):
+        encoder.embeddings.requires_grad_(False)
+    blocks = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers and blocks is None:
+        raise UserError("frozen_layers works with BERT-like encoders (encoder.layer); set it to 0 for this model")
+    for block in list(blocks or [])[:layers]:
+        block.requires_grad_(False)
 
 
 def param_groups(model, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
