@@ -59,7 +59,7 @@ def _save(rows: list[dict], features: Features, path: Path) -> int:
     present = Features({k: v for k, v in features.items() if not rows or k in rows[0]})
     data = Dataset.from_list(rows, features=present) if rows else Dataset.from_dict(
         {k: [] for k in present}, features=present)
-    data.save_to_disk(str(path))
+    data.save_to_disk(str(path), num_shards=1)  # an empty dataset saved with 0 shards cannot be loaded back
     return len(rows)
 
 
@@ -157,9 +157,25 @@ def synthesize(config: SynthesisConfig, out_dir: str | Path) -> dict:
         "by_kind": {k: {"failed": s["failed"], "invalid": s["invalid"], "errors": s["errors"]}
                     for k, s in teacher.get("by_kind", {}).items()},
     }
+    summary["warnings"] = _warnings(summary, config)
     summary["wall_time_s"] = round(time.time() - started, 2)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _warnings(summary: dict, config: SynthesisConfig) -> list[str]:
+    """Plain-language notes on results that a user should not miss."""
+    notes = []
+    if config.traces.enabled and not summary["counts"]["sft_rows"]:
+        notes.append("no SFT rows: no trace parsed and agreed with the labels (see traces/ and summary['traces']); "
+                     "a stronger teacher, traces.require_format=false or a lower traces.min_ndcg may help")
+    if summary["failures"]["failed"]:
+        notes.append(f"{summary['failures']['failed']} teacher requests failed after retries; their items are "
+                     "missing from the outputs and a re-run retries only them")
+    if summary.get("labels", {}).get("pools_without_teacher_labels"):
+        notes.append(f"{summary['labels']['pools_without_teacher_labels']} pools got no usable teacher answer "
+                     "and keep their gold labels")
+    return notes
 
 
 def _resolve(recipe) -> SynthesisConfig:
@@ -192,4 +208,6 @@ def synthesize_command(args) -> int:
     print(f"  teacher calls {summary['teacher_calls']}, cache hits {summary['cache_hits']}, failed "
           f"{summary['failures']['failed']}, unparsed {summary['failures']['invalid']}; "
           f"wall time {summary['wall_time_s']} s")
+    for note in summary["warnings"]:
+        print(f"  warning: {note}")
     return 0

@@ -94,7 +94,9 @@ def test_stage_outputs_provenance_and_cache_rerun(toy_collection, tmp_path, scri
     assert example["completion"][0]["role"] == "assistant" and "<answer>" in example["completion"][0]["content"]
     assert example["completion"][0]["content"].startswith("<reason>")
     assert all(a >= 0.4 for a in sft["agreement_ndcg10"]) and set(sft["teacher"]) == {"openai:scripted"}
-    assert set(sft["prompt_version"]) == {"groupwise-v1"}
+    from rerank_rl.rl.paradigms import groupwise
+
+    assert set(sft["prompt_version"]) == {groupwise.PROMPT_VERSION}
     traces = load_from_disk(str(tmp_path / "run1" / "traces"))
     assert len(traces) == first["traces"]["parsed"] and sum(traces["kept"]) == len(sft)
     # the re-run wrote the same data
@@ -107,7 +109,8 @@ def test_endpoint_failures_are_recorded_and_nothing_else_is_lost(toy_collection,
     # documents honeybee-3 (always HTTP 500) and glacier-2 (answers that no parser accepts) spoil every prompt
     # they appear in; volcano-* prompts fail twice before succeeding
     text = (toy_collection / "corpus.tsv").read_text()
-    text = text.replace("Honeybee note 3.", "Honeybee note 3 ALWAYS500.").replace("Glacier note 2.", "Glacier note 2 CHATTY.")
+    text = text.replace("Honeybee note 3.", "Honeybee note 3 ALWAYS500.")
+    text = text.replace("Glacier note 2.", "Glacier note 2 CHATTY.")
     (toy_collection / "corpus.tsv").write_text(text.replace("Volcano note", "Volcano FLAKY note"))
     responder = scripted(fail={"ALWAYS500": "error", "CHATTY": "nonsense", "FLAKY": "flaky"})
     with chat_server_cls(responder) as server:
@@ -166,6 +169,22 @@ def test_cli_runs_pools_only_synthesis(toy_collection, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["counts"]["pools"] == 4 and summary["pools"]["mean_size"] == 4
     assert summary["teacher_calls"] == 0 and "pools 4" in done.stdout
+    assert len(load_from_disk(str(tmp_path / "out" / "pools"))) == 4
     wrong = subprocess.run(cli + ["--set", "pools.nope=1"], capture_output=True, text=True, timeout=300, cwd=repo)
     assert wrong.returncode == 2 and "unknown key 'pools.nope'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_no_agreeing_trace_gives_an_empty_loadable_sft_dataset_and_a_warning(toy_collection, tmp_path, scripted,
+                                                                              chat_server_cls):
+    with chat_server_cls(scripted()) as server:
+        cfg = _config(toy_collection, server.base_url, tmp_path / "cache", queries=False)
+        cfg.labels.enabled = False
+        cfg.traces.min_ndcg = 1.01  # nothing can agree that well
+        summary = synthesize(cfg, tmp_path / "run")
+    sft = load_from_disk(str(tmp_path / "run" / "sft"))
+    assert len(sft) == 0 and "prompt" in sft.column_names and "completion" in sft.column_names
+    assert summary["counts"]["sft_rows"] == 0 and summary["filter_rates"]["traces_rejected"] == 1.0
+    assert any("no SFT rows" in w for w in summary["warnings"])
+    pools = load_from_disk(str(tmp_path / "run" / "pools"))
+    assert "teacher_labels" not in pools.column_names and pools[0]["teacher"] == ""
