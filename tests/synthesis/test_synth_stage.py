@@ -170,6 +170,15 @@ def test_cli_runs_pools_only_synthesis(toy_collection, tmp_path):
     assert summary["counts"]["pools"] == 4 and summary["pools"]["mean_size"] == 4
     assert summary["teacher_calls"] == 0 and "pools 4" in done.stdout
     assert len(load_from_disk(str(tmp_path / "out" / "pools"))) == 4
+    # a groupwise recipe runs its `synthesize:` section
+    recipe = tmp_path / "recipe.yaml"
+    body = config.read_text().replace("paradigm: synthesis\n", "")
+    recipe.write_text("paradigm: groupwise\nsynthesize:\n" + "".join(f"  {line}\n" for line in body.splitlines()))
+    done = subprocess.run([sys.executable, "-m", "rerank_rl.rl.cli", "synthesize", str(recipe), "--set",
+                           "synthesize.pools.sample=1", "--output-dir", str(tmp_path / "out2")],
+                          capture_output=True, text=True, timeout=300, cwd=repo)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "out2" / "summary.json").read_text())["pools"]["mean_size"] == 4
     wrong = subprocess.run(cli + ["--set", "pools.nope=1"], capture_output=True, text=True, timeout=300, cwd=repo)
     assert wrong.returncode == 2 and "unknown key 'pools.nope'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
