@@ -39,7 +39,8 @@ def make_traces(examples: list[dict], client: TeacherClient, cfg, seed: int = 0)
         messages.append(msgs)
         budget = cfg.max_new_tokens or prompts.trace_budget(n, cfg.variant)
         for k in range(cfg.samples):
-            requests.append(Request(msgs, budget, cfg.temperature, sample=k, prefill=prompts.trace_prefill(cfg.variant)))
+            requests.append(Request(msgs, budget, cfg.temperature, sample=k,
+                                    prefill=prompts.trace_prefill(cfg.variant)))
             checks.append(lambda text, n=n: prompts.read_trace(text, n, cfg.variant, cfg.require_format))
             owners.append(g)
     outcomes = client.ask(requests, "trace", checks)
