@@ -53,3 +53,17 @@ def test_label_sampler_mixes_sets(toy_sets):
     first = sampler.batch(3)
     sampler.restore(state)
     assert sampler.batch(3).labels == first.labels
+
+
+def test_freeze_bottom_keeps_embeddings_and_low_layers(tiny_encoder):
+    from rerank_rl.rl.paradigms.classifier.trainio import freeze_bottom, param_groups
+
+    model, _ = build_model(ModelConfig(encoder=tiny_encoder))
+    freeze_bottom(model, layers=1)
+    encoder = model.model.encoder_model
+    assert not encoder.get_input_embeddings().weight.requires_grad
+    assert not any(p.requires_grad for p in encoder.encoder.layer[0].parameters())
+    assert all(p.requires_grad for p in encoder.encoder.layer[1].parameters())
+    groups = param_groups(model, 1e-5, 1e-3, 0.0)
+    assert model.model.logit_scale in groups[1]["params"]
+    assert all(p.requires_grad for group in groups for p in group["params"])

@@ -64,9 +64,11 @@ def test_malformed_lines_name_file_and_line(tmp_path):
 
 def test_generic_files(tmp_path):
     jsonl = tmp_path / "data.jsonl"
-    jsonl.write_text(json.dumps({"text": "goal!", "label": "sports"}) + "\n" + json.dumps({"text": "x", "label": 1}) + "\n")
+    jsonl.write_text("\n".join(json.dumps(row) for row in ({"text": "goal!", "label": "sports"},
+                                                          {"text": "x", "label": 1})) + "\n")
     rows = read_classification_file(jsonl, ["sports", "business"])
-    assert [r["gold_labels"] for r in rows] == [["sports"], ["business"]] and rows[0]["label_names"] == ["sports", "business"]
+    assert [r["gold_labels"] for r in rows] == [["sports"], ["business"]]
+    assert rows[0]["label_names"] == ["sports", "business"]
     with pytest.raises(UserError, match="integer label 1 needs --labels"):
         read_classification_file(jsonl)
     jsonl.write_text(json.dumps({"text": "goal!"}) + "\n")

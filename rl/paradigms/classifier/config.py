@@ -15,14 +15,14 @@ from rerank_rl.rl.recipe import RaySection  # the orchestration layer's section,
 @dataclass
 class ModelConfig:
     encoder: str = "minilm"  # "minilm" (embedded all-MiniLM-L6-v2), a local folder or a hub id
-    max_length: int = 160
+    max_length: int = 128
     text_vector: Literal["sep", "cls"] = "sep"  # the <<SEP>> token before the text, or the sequence's first token
     class_vector: Literal["average", "first"] = "average"  # mean of the label span, or its <<LABEL>> token
     projector_init: Literal["identity", "random"] = "identity"  # identity keeps the encoder's geometry at step 0
     logit_scale: float = 10.0  # initial scale of the cosine scores (learned)
     dropout: float = 0.1
     train_embeddings: bool = False  # frozen word embeddings: half the weights, less forgetting, faster steps
-    frozen_layers: int = 0  # also keep the lowest N transformer layers fixed (faster backward, less forgetting)
+    frozen_layers: int = 3  # also keep the lowest N transformer layers fixed (faster backward, less forgetting)
 
     def validate(self):
         if self.max_length < 16:
@@ -62,9 +62,9 @@ class DataConfig:
 @dataclass
 class SupervisedConfig:
     enabled: bool = True
-    steps: int = 250
+    steps: int = 300
     batch_size: int = 16
-    lr: float = 3e-5  # encoder
+    lr: float = 1e-4  # encoder
     head_lr: float = 1e-3  # projectors and logit scale, which start untrained
     warmup: float = 0.1  # fraction of steps with a linear warm-up
     weight_decay: float = 0.01
@@ -73,7 +73,7 @@ class SupervisedConfig:
     focal_alpha: float = -1.0  # weight of positives in the focal loss; negative disables it
     # Distillation from the encoder's own bi-encoder similarity (text vs label name, mean-pooled MiniLM): teaches
     # label-name matching in general, not the training labels; 0 turns it off.
-    distill_weight: float = 0.0
+    distill_weight: float = 1.0
     distill_temperature: float = 0.05
     grad_clip: float = 1.0
     log_every: int = 10
@@ -91,21 +91,21 @@ class SupervisedConfig:
 @dataclass
 class PPOConfig:
     enabled: bool = True
-    steps: int = 60
+    steps: int = 20
     batch_size: int = 16
     samples_per_example: int = 4  # Bernoulli action vectors drawn per example (one forward pass serves them all)
-    inner_iters: int = 3  # optimisation passes over each rollout batch
+    inner_iters: int = 2  # optimisation passes over each rollout batch
     clip_eps: float = 0.2
-    kl_coef: float = 0.05  # weight of KL(policy || frozen reference), per label
+    kl_coef: float = 0.2  # weight of KL(policy || frozen reference), per label
     entropy_coef: float = 0.0  # > 0 rewards higher per-label entropy (exploration)
-    lr: float = 1e-5
-    head_lr: float = 1e-4
+    lr: float = 5e-6
+    head_lr: float = 2e-5
     reward: str = "f1_micro"  # a classification reward from the registry (f1_micro, f1_macro, accuracy, recall)
     baseline: Literal["value", "batch_mean", "group_mean"] = "value"
     value_lr: float = 1e-3
     grad_clip: float = 1.0
     log_every: int = 5
-    save_every: int = 50
+    save_every: int = 10
 
     def validate(self):
         if self.steps < 0 or self.batch_size < 1 or self.samples_per_example < 1 or self.inner_iters < 1:

@@ -69,7 +69,8 @@ def pipeline_scores(pipe, texts: list[str], labels: list[str], batch_size: int =
 
 def verify_export(model, tokenizer, folder: Path, atol: float = 1e-4) -> None:
     """Fail loudly if the export does not reproduce the in-memory model's scores inside the gliclass pipeline."""
-    expected = predict_probs(model, tokenizer, _PROBE_TEXTS, _PROBE_LABELS, max_length=read_bundle(folder)["max_length"])
+    max_length = read_bundle(folder)["max_length"]
+    expected = predict_probs(model, tokenizer, _PROBE_TEXTS, _PROBE_LABELS, max_length=max_length)
     with torch.no_grad():
         got = pipeline_scores(gliclass_pipeline(folder), _PROBE_TEXTS, _PROBE_LABELS)
     gap = float(np.abs(expected - got).max())
