@@ -13,6 +13,8 @@ from rerank_rl.rl.config import register_schema
 class ModelSection:
     name: str = "smollm2-135m-instruct"  # an embedded default, a local folder, or a hub id (offline: must be cached)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # TRL turns checkpointing on by default; for small models on CPU it only adds a forward pass per step
+    gradient_checkpointing: bool = False
 
 
 @dataclass

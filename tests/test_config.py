@@ -78,8 +78,8 @@ def test_unknown_paradigm(tmp_path):
 def test_set_overrides_nested_keys_and_dicts():
     config = load_recipe(GROUPRANK, ["rl.max_steps=3", "evaluate.fusion_weight=0.4", "data.eval.depth=7"])
     assert config.rl.max_steps == 3 and config.evaluate.fusion_weight == 0.4 and config.data.eval.depth == 7
-    config = load_recipe(GROUPRANK, ["rl.rewards={grouprank: 0.5, ndcg@10: {weight: 0.5, k: 5}}"])
-    assert config.rl.rewards == {"grouprank": 0.5, "ndcg@10": {"weight": 0.5, "k": 5}}
+    config = load_recipe(GROUPRANK, ["rl.rewards={grouprank_answer_only: 0.5, ndcg@10: {weight: 0.5, k: 5}}"])
+    assert config.rl.rewards == {"grouprank_answer_only": 0.5, "ndcg@10": {"weight": 0.5, "k": 5}}
     before = load_recipe(GROUPRANK).rl.rewards
     config = load_recipe(GROUPRANK, ["rl.rewards.ndcg@10=0.25"])  # a key added inside a dict
     assert config.rl.rewards == {**before, "ndcg@10": 0.25}

@@ -49,6 +49,7 @@ def common_args(config, output_dir: Path, stage_name: str, max_steps: int, learn
         disable_tqdm=False,
         dataloader_num_workers=0,
         deepspeed=config.ray.deepspeed or None,
+        gradient_checkpointing=config.model.gradient_checkpointing,
     )
 
 
