@@ -50,7 +50,8 @@ def run_plain(config, run_dir: Path, model: str) -> list[float]:
                       per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
                       num_generations=rl.num_generations, max_completion_length=rl.max_completion_length,
                       temperature=rl.temperature, beta=rl.beta, loss_type=rl.loss_type, logging_steps=1,
-                      save_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed, use_cpu=True)
+                      save_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed, use_cpu=True,
+                      gradient_checkpointing=config.model.gradient_checkpointing)
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = GRPOTrainer(model=model, reward_funcs=[get_reward("grouprank_answer_only", relevant_at=2)], args=args,
                           train_dataset=dataset, peft_config=lora)
