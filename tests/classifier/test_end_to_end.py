@@ -30,7 +30,7 @@ def test_run_writes_metrics_for_every_model(tiny_run):
             assert 0 <= result["macro_f1"] <= 1 and result["examples"] == 12
     assert "macro_f1_unseen" in metrics["ppo"]["yin2019_emotion:test"]  # 6 of its 10 emotions are trained on
     assert "macro_f1_unseen" not in metrics["ppo"]["ag_news:test"]
-    assert metrics["ppo_training"]["steps"] == 2
+    assert metrics["ppo_training"]["steps"] == 2 and (tiny_run / "report.md").exists()
     for stage in ("supervised", "ppo"):
         assert (tiny_run / stage / "log.jsonl").exists() and list((tiny_run / stage / "tensorboard").iterdir())
     log = [json.loads(line) for line in (tiny_run / "ppo" / "log.jsonl").read_text().splitlines()]

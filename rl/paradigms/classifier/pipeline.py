@@ -109,7 +109,9 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
     if config.export.enabled and model_dir:
         metrics["export"] = stage("export", export, model_dir)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log(summary_table(metrics))
+    table = summary_table(metrics)
+    (run_dir / "report.md").write_text(f"# {config.name}\n\nZero-shot {table}\n\n(metrics.json has every figure)\n")
+    log(table)
     return metrics
 
 
@@ -127,4 +129,5 @@ def summary_table(metrics: dict) -> str:
             unseen = f" ({m['macro_f1_unseen']:.3f})" if "macro_f1_unseen" in m else ""
             cells.append(f"{m['macro_f1']:.3f}{unseen}".rjust(24))
         lines.append(f"{name:<13}" + "  ".join(cells))
-    return "macro-F1 (unseen labels only)\n" + "\n".join(lines)
+    return "macro-F1 (in brackets: over the labels never seen in training)\n\n" + "\n".join(
+        f"    {line}" for line in lines)
