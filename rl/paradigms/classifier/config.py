@@ -22,7 +22,7 @@ class ModelConfig:
     logit_scale: float = 10.0  # initial scale of the cosine scores (learned)
     dropout: float = 0.1
     train_embeddings: bool = False  # frozen word embeddings: half the weights, less forgetting, faster steps
-    frozen_layers: int = 3  # also keep the lowest N transformer layers fixed (faster backward, less forgetting)
+    frozen_layers: int = 2  # also keep the lowest N transformer layers fixed (faster backward, less forgetting)
 
     def validate(self):
         if self.max_length < 16:
