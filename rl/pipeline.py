@@ -125,7 +125,8 @@ def train_command(args) -> int:
     metrics = run_recipe(config, run_dir, resume=bool(args.resume))
     print(f"run folder: {run_dir}")
     if metrics:
-        print(json.dumps({k: metrics[k] for k in ("first_stage", "reranked") if k in metrics}, indent=2))
+        shown = {k: metrics[k] for k in ("first_stage", "reranked") if k in metrics} or metrics
+        print(json.dumps(shown, indent=2, default=str))
     print(f"report: {run_dir / 'report.md'}  ({time.time() - started:.0f} s)")
     return 0
 
