@@ -30,8 +30,8 @@ def load_candidates(path: str | Path, qrels: Qrels | None = None, depth: int | N
         return read_rank_llm(path, qrels=qrels, depth=depth)
     examples = []
     for qid, hits in read_trec_run(path).items():
-        ranked = rank_from_scores(dict(hits))[:depth] if depth else rank_from_scores(dict(hits))
         scores = dict(hits)
+        ranked = rank_from_scores(scores)[:depth or None]
         examples.append({"qid": qid, "query": "", "doc_ids": ranked, "doc_texts": [""] * len(ranked),
                          "first_stage_scores": [scores[d] for d in ranked], "labels": [0] * len(ranked)})
     return examples
