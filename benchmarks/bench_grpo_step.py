@@ -46,8 +46,10 @@ def run_plain(config, run_dir: Path, model: str) -> list[float]:
 
     rl = config.rl
     dataset = rl_dataset(config, load_from_disk(str(run_dir / "data" / "train_groups")))
+    step = rl.prompts_per_step * rl.num_generations
+    micro = rl.micro_batch_size or step
     args = GRPOConfig(output_dir=str(run_dir / "plain"), max_steps=rl.max_steps, learning_rate=rl.learning_rate,
-                      per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
+                      per_device_train_batch_size=micro, gradient_accumulation_steps=step // micro,
                       num_generations=rl.num_generations, max_completion_length=rl.max_completion_length,
                       temperature=rl.temperature, beta=rl.beta, loss_type=rl.loss_type, logging_steps=1,
                       save_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed, use_cpu=True,
@@ -82,7 +84,8 @@ def main() -> None:
                 print(f"round {round_} {name}: {time.time() - started:.1f} s wall", flush=True)
     plain, ours = statistics.mean(times["plain TRL"]), statistics.mean(times["rerank-rl"])
     rl = config.rl
-    print(f"\nGRPO step ({rl.prompts_per_step} prompts x {rl.num_generations} generations, "
+    print(f"\nGRPO step ({rl.prompts_per_step} prompts x {rl.num_generations} generations, micro-batch "
+          f"{rl.micro_batch_size or 'all'}, "
           f"<= {rl.max_completion_length} new tokens, LoRA r={config.lora.r}, SmolLM2-135M, CPU)")
     print(f"plain TRL GRPOTrainer: {plain:.2f} s/step over {len(times['plain TRL'])} steps")
     print(f"rerank-rl RL stage:    {ours:.2f} s/step over {len(times['rerank-rl'])} steps")

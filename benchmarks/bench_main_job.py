@@ -1,7 +1,10 @@
 """Wall time and peak memory of the main job (`rerank-rl train`, default recipe unless given).
 
-/usr/bin/time -v only sees the driver and its direct children, but Ray starts its workers from the raylet, so this
-script samples the summed RSS of the driver's process tree plus every Ray process that appears while it runs.
+/usr/bin/time -v reports the largest single process it reaped, but Ray starts its workers from the raylet, so this
+script samples the whole job: the driver's process tree plus every Ray process that appears while it runs. It prints
+the peak of the summed RSS (which counts pages shared between processes, such as torch's libraries, once per process)
+and the peak of the summed PSS (shared pages split between their users: the memory the job really holds), with the
+largest processes at the PSS peak.
 
     python benchmarks/bench_main_job.py [--output-dir DIR] [-- extra train arguments]
 """
@@ -9,7 +12,6 @@ script samples the summed RSS of the driver's process tree plus every Ray proces
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +28,21 @@ def _job_processes(root: psutil.Process, baseline: set[int]) -> list[psutil.Proc
     return list(procs.values())
 
 
+def _sample(procs: list[psutil.Process]) -> tuple[int, int, list[tuple[int, str]]]:
+    rss = pss = 0
+    rows = []
+    for p in procs:
+        try:
+            info = p.memory_full_info()
+            name = " ".join(p.cmdline()[:3])[:90]
+        except psutil.Error:
+            continue
+        rss += info.rss
+        pss += info.pss
+        rows.append((info.pss, name))
+    return rss, pss, sorted(rows, reverse=True)[:6]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default=None)
@@ -35,18 +52,19 @@ def main() -> None:
     baseline = {p.pid for p in psutil.process_iter()}
     started = time.time()
     proc = psutil.Popen([sys.executable, "-m", "rerank_rl.rl.cli", "train", "--output-dir", out, *args.train_args])
-    peak = 0
+    peak_rss = peak_pss = 0
+    top: list[tuple[int, str]] = []
     while proc.poll() is None:
-        total = 0
-        for p in _job_processes(proc, baseline):
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        peak = max(peak, total)
-        time.sleep(0.5)
-    print(f"exit code {proc.returncode}; wall {time.time() - started:.0f} s; "
-          f"peak summed RSS {peak / 2**30:.2f} GiB; run folder {out}")
+        rss, pss, rows = _sample(_job_processes(proc, baseline))
+        peak_rss = max(peak_rss, rss)
+        if pss > peak_pss:
+            peak_pss, top = pss, rows
+        time.sleep(1.0)
+    print(f"exit code {proc.returncode}; wall {time.time() - started:.0f} s; peak summed RSS "
+          f"{peak_rss / 2**30:.2f} GiB; peak summed PSS {peak_pss / 2**30:.2f} GiB; run folder {out}")
+    print("largest processes at the PSS peak:")
+    for pss, name in top:
+        print(f"  {pss / 2**30:6.2f} GiB  {name}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--rel-level", type=int, help="minimum grade that counts as relevant for binary measures "
                    "(default: 2 for graded 0-3 qrels as in TREC DL, else 1)")
     p.add_argument("--run-out", help="write the (re)ranked TREC run here")
+    p.add_argument("--window", type=int, help="documents per prompt (default: the export's setting)")
+    p.add_argument("--stride", type=int, help="step between windows (default: the export's setting)")
+    p.add_argument("--batch-size", type=int, help="prompts decoded together (default: the export's setting)")
     p.add_argument("--fusion", type=float, help="weight of the reranker score when fused with the first stage")
     p.add_argument("--max-queries", type=int, help="evaluate only the first N queries (quick checks)")
     p.add_argument("--data", help="classifier: a classification file (CSV/TSV/JSONL) to evaluate on")
@@ -61,8 +64,8 @@ def _run_evaluate(args) -> int:
 def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="run a recipe: synthesize -> sft -> rl -> evaluate -> export")
     p.add_argument("config", nargs="?", help="recipe YAML (default: configs/grouprank.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set rl.steps=4 (repeatable)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set rl.max_steps=4 sft.enabled=false (repeatable)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--output-dir", help="run folder (default: runs/<recipe>-<timestamp>)")
     p.set_defaults(func=_run_train)

@@ -84,7 +84,8 @@ def evaluate_command(args) -> int:
     if args.model:
         from rerank_rl.rl.serving import load_reranker
 
-        reranker = load_reranker(args.model, paradigm=args.paradigm)
+        reranker = load_reranker(args.model, paradigm=args.paradigm, window=args.window, stride=args.stride,
+                                 batch_size=args.batch_size)
         fusion = args.fusion
         runs["reranked"] = reranker.rerank_run(examples, fusion_weight=fusion)
     results = score_runs(runs, qrels, rel_level)

@@ -36,8 +36,9 @@ class StageRunner:
 
             if not ray.is_initialized():
                 env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+                runtime_env = {"env_vars": env, "worker_process_setup_hook": f"{__name__}.quiet_ray_workers"}
                 ray.init(address=self.section.address or None, include_dashboard=False, log_to_driver=True,
-                         runtime_env={"env_vars": env}, configure_logging=False)
+                         runtime_env=runtime_env, configure_logging=False)
                 self.started = True
         return self
 
@@ -54,7 +55,10 @@ class StageRunner:
         import ray
 
         cpus = ray.cluster_resources().get("CPU", 1)
-        remote = ray.remote(num_cpus=min(num_cpus, cpus), max_retries=0)(_with_threads(fn, int(max(1, cpus))))
+        # max_calls=1: the worker exits after the task, so a stage's model and torch's caches are freed before the
+        # next stage starts instead of idling in Ray's worker pool.
+        remote = ray.remote(num_cpus=min(num_cpus, cpus), max_retries=0, max_calls=1)(
+            _with_threads(fn, int(max(1, cpus))))
         return ray.get(remote.remote(*args))
 
     def train(self, name: str, fn: Callable, *args) -> None:
@@ -77,6 +81,14 @@ class StageRunner:
             run_config=RunConfig(name=name, storage_path=str(self.run_dir / "ray")),
         )
         trainer.fit()
+
+
+def quiet_ray_workers() -> None:
+    """Run in every Ray worker of the job. Without the dashboard, Ray Train's placement-group cleaner cannot query
+    actor states and would warn about it every second for the whole training stage."""
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 def _with_threads(fn: Callable, threads: int) -> Callable:

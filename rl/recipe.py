@@ -83,6 +83,9 @@ class RLSection:
     learning_rate: float = 2e-5
     num_generations: int = 4
     prompts_per_step: int = 2  # each step draws this many prompts x num_generations completions
+    # completions per forward/backward pass (gradients accumulate over the step); 0 = all of them at once. Smaller
+    # passes hold fewer activations: on CPU, memory follows this, not the step size. Must divide the step's count.
+    micro_batch_size: int = 0
     max_completion_length: int = 64
     temperature: float = 1.0
     beta: float = 0.001  # KL coefficient
@@ -99,6 +102,10 @@ class RLSection:
                              "of the same prompt")
         if not self.rewards:
             raise ValueError("rewards needs at least one reward")
+        step = self.prompts_per_step * self.num_generations
+        if self.micro_batch_size < 0 or (self.micro_batch_size and step % self.micro_batch_size):
+            raise ValueError(f"micro_batch_size must divide prompts_per_step x num_generations = {step} "
+                             f"(got {self.micro_batch_size})")
 
 
 @dataclass

@@ -11,22 +11,23 @@ from rerank_rl.rl.paradigms import get_paradigm
 
 
 class Reranker:
-    def __init__(self, export_dir: Path, bundle: dict):
+    def __init__(self, export_dir: Path, bundle: dict, **overrides):
+        """`overrides` replace the bundle's inference settings (window, stride, batch_size, ...) where not None."""
         self.bundle = bundle
         self.paradigm = get_paradigm(bundle["paradigm"])
-        settings = bundle["inference"]
-        self.generate = load_hf_generator(str(export_dir / "model"), batch_size=settings.get("batch_size", 8),
+        self.settings = {**bundle["inference"], **{k: v for k, v in overrides.items() if v is not None}}
+        self.generate = load_hf_generator(str(export_dir / "model"), batch_size=self.settings.get("batch_size", 8),
                                           dtype=bundle.get("dtype", "float32"))
 
     def rerank_run(self, examples: list[dict], fusion_weight: float | None = None) -> dict:
-        s = self.bundle["inference"]
+        s = self.settings
         return self.paradigm.rank_candidates(
             examples, self.generate, variant=self.bundle["variant"], window=s["window"], stride=s["stride"],
             repeats=s["repeats"], fusion_weight=fusion_weight if fusion_weight is not None else s["fusion_weight"],
             max_chars=s["max_doc_chars"], seed=s["seed"])
 
 
-def load_reranker(export_dir: str | Path, paradigm: str | None = None) -> Reranker:
+def load_reranker(export_dir: str | Path, paradigm: str | None = None, **overrides) -> Reranker:
     export_dir = Path(export_dir)
     path = export_dir / "bundle.json"
     if not path.exists():
@@ -37,4 +38,7 @@ def load_reranker(export_dir: str | Path, paradigm: str | None = None) -> Rerank
         raise UserError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
     if paradigm and bundle.get("paradigm") != paradigm:
         raise UserError(f"{path}: the model was trained as {bundle.get('paradigm')!r}, not {paradigm!r}")
-    return Reranker(export_dir, bundle)
+    unknown = set(overrides) - set(bundle.get("inference", {})) - {"batch_size"}
+    if unknown:
+        raise UserError(f"{path}: no inference setting named {', '.join(sorted(unknown))}")
+    return Reranker(export_dir, bundle, **overrides)

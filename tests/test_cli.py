@@ -100,6 +100,12 @@ def test_unknown_config_key_in_override():
                       "configs/grouprank.yaml", "--set bogus.key=1", "unknown key 'bogus'")
 
 
+def test_set_takes_several_overrides():
+    # the second KEY=VALUE after one --set is read as an override too, and checked
+    assert_user_error(run_cli("train", "configs/grouprank.yaml", "--set", "sft.max_steps=2", "bogus.key=1"),
+                      "--set bogus.key=1", "unknown key 'bogus'")
+
+
 def test_unknown_config_key_in_file(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("paradigm: groupwise\nrl:\n  max_step: 3\n")

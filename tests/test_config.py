@@ -108,6 +108,8 @@ def test_recipe_validate_error(tmp_path):
     message = error_of(recipe(tmp_path, "rl:\n  num_generations: 1\n"))
     assert "rl.num_generations must be at least 2" in message
     assert "data.group_sizes needs sizes of at least 2" in error_of(GROUPRANK, ["data.group_sizes=[1, 4]"])
+    assert "rl.micro_batch_size must divide prompts_per_step x num_generations = 4 (got 3)" in error_of(
+        GROUPRANK, ["rl.micro_batch_size=3"])
     assert "data.train[0].path is required for format 'rank_llm'" in error_of(
         recipe(tmp_path, "data:\n  train:\n    - format: rank_llm\n", "source.yaml"))
 

@@ -91,13 +91,16 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False) -> Pat
     reward_fn = tap_components(reward, _component_logger(holder))
     config_cls, trainer_cls = _trainer_classes(section.trainer)
     generation_batch = section.prompts_per_step * section.num_generations
+    micro = section.micro_batch_size or generation_batch
     extra = {"loss_type": section.loss_type, "importance_sampling_level": section.importance_sampling_level} \
         if section.trainer == "grpo" else {}
     try:
         args = config_cls(
             **common_args(config, out, "rl", section.max_steps, section.learning_rate, section.save_steps),
-            per_device_train_batch_size=generation_batch,
-            gradient_accumulation_steps=1,
+            # TRL generates (and scores, and filters) all gradient_accumulation_steps x micro completions at once,
+            # then trains on them micro at a time: one optimizer step per generation batch either way.
+            per_device_train_batch_size=micro,
+            gradient_accumulation_steps=generation_batch // micro,
             num_generations=section.num_generations,
             max_completion_length=section.max_completion_length,
             temperature=section.temperature,

@@ -1,0 +1,63 @@
+"""Loading an export: the bundle's inference settings drive ranking, and command-line overrides replace them."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.serving import load_reranker
+
+
+@pytest.fixture
+def export_dir(tmp_path, tiny_lm_path):
+    (tmp_path / "model").symlink_to(tiny_lm_path, target_is_directory=True)
+    bundle = {"paradigm": "groupwise", "variant": "answer_only", "dtype": "float32",
+              "inference": {"window": 6, "stride": 3, "repeats": 1, "fusion_weight": None, "max_doc_chars": 50,
+                            "seed": 0, "batch_size": 8}}
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    return tmp_path
+
+
+EXAMPLE = {"qid": "q1", "query": "what is a tiny test", "doc_ids": [f"d{i}" for i in range(6)],
+           "doc_texts": [f"passage number {i}" for i in range(6)], "first_stage_scores": [6, 5, 4, 3, 2, 1],
+           "labels": [0] * 6}
+
+
+def _prompt_sizes(reranker) -> list[int]:
+    """Rank one query with a recording generator; returns the number of passages in each prompt."""
+    seen = []
+
+    def generate(prompts, max_new_tokens):
+        seen.extend(p[-1]["content"].count("\n[") for p in prompts)
+        return ['<answer>{"[1]": 3}</answer>'] * len(prompts)
+
+    reranker.generate = generate
+    run = reranker.rerank_run([EXAMPLE])
+    assert sorted(d for d, _ in run["q1"]) == sorted(EXAMPLE["doc_ids"])
+    return seen
+
+
+def test_bundle_settings_and_overrides(export_dir):
+    assert _prompt_sizes(load_reranker(export_dir, paradigm="groupwise")) == [6]
+    # window 3, stride 1 over 6 documents: windows start at 0, 1, 2, 3
+    assert _prompt_sizes(load_reranker(export_dir, window=3, stride=1, batch_size=None)) == [3, 3, 3, 3]
+
+
+def test_bad_overrides_and_paradigm(export_dir):
+    with pytest.raises(UserError, match="no inference setting named windw"):
+        load_reranker(export_dir, windw=3)
+    with pytest.raises(UserError, match="trained as 'groupwise'"):
+        load_reranker(export_dir, paradigm="classifier")
+
+
+def test_ray_workers_silence_the_placement_group_cleaner():
+    from ray.train.v2._internal.execution.controller import placement_group_cleaner
+
+    from rerank_rl.rl.orchestration import quiet_ray_workers
+
+    quiet_ray_workers()
+    assert not placement_group_cleaner.logger.isEnabledFor(logging.WARNING)
+    assert placement_group_cleaner.logger.isEnabledFor(logging.ERROR)
