@@ -21,7 +21,7 @@ from rerank_rl.rl import _env  # noqa: F401
 from rerank_rl.rl.config import CONFIG_DIR, load_recipe
 from rerank_rl.rl.models import resolve_model
 
-SETTINGS = ["ray.enabled=false", "sft.enabled=false", "rl.save_steps=1000", "rl.filter_zero_variance=true"]
+SETTINGS = ["ray.enabled=false", "rl.save_steps=1000", "rl.filter_zero_variance=true"]
 
 
 def _step_times(history: list[dict]) -> list[float]:
@@ -53,7 +53,8 @@ def run_plain(config, run_dir: Path, model: str) -> list[float]:
                       num_generations=rl.num_generations, max_completion_length=rl.max_completion_length,
                       temperature=rl.temperature, beta=rl.beta, loss_type=rl.loss_type, logging_steps=1,
                       save_strategy="no", report_to=[], seed=config.seed, data_seed=config.seed, use_cpu=True,
-                      gradient_checkpointing=config.model.gradient_checkpointing)
+                      gradient_checkpointing=config.model.gradient_checkpointing,
+                      bf16=False)  # TRL's default; on a CPU without bf16 units its autocast made steps 1.8x slower
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = GRPOTrainer(model=model, reward_funcs=[get_reward("grouprank_answer_only", relevant_at=2)], args=args,
                           train_dataset=dataset, peft_config=lora)
@@ -65,15 +66,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sft-steps", type=int, default=24,
+                        help="warm-start both sides from a short SFT: the untrained model breaks the format in every "
+                             "completion, so all rewards tie and no step would carry a gradient")
     args = parser.parse_args()
     from rerank_rl.rl.stages.prepare import prepare_data
+    from rerank_rl.rl.stages.sft import run_sft
 
-    config = load_recipe(CONFIG_DIR / "grouprank.yaml", SETTINGS + [f"rl.max_steps={args.steps}"])
-    model = resolve_model(config.model.name)
+    config = load_recipe(CONFIG_DIR / "grouprank.yaml",
+                         SETTINGS + [f"rl.max_steps={args.steps}", f"sft.max_steps={args.sft_steps}"])
     times: dict[str, list[float]] = {"plain TRL": [], "rerank-rl": []}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         prepare_data(config, base)
+        model = str(run_sft(config, base, resolve_model(config.model.name))) if args.sft_steps else \
+            resolve_model(config.model.name)
         for round_ in range(args.rounds):
             for name, fn in (("plain TRL", run_plain), ("rerank-rl", run_ours)):
                 run_dir = base / f"{name.replace(' ', '_')}-{round_}"

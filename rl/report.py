@@ -63,6 +63,15 @@ def _table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _answers_line(label: str, answers: dict | None) -> str:
+    """One line on what the model answered: a model that gives every passage one score cannot reorder anything."""
+    if not answers or not answers.get("passages"):
+        return ""
+    given = ", ".join(f"{score} x{n}" for score, n in answers["score_counts"].items()) or "none"
+    return (f"- {label}: {answers['passages'] - answers['unscored_passages']} of {answers['passages']} passages "
+            f"scored over {answers['windows']} windows (unscored count as 0); scores given: {given}.")
+
+
 def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     metrics_dir = run_dir / "metrics"
@@ -77,6 +86,9 @@ def write_report(run_dir: Path) -> Path:
         fusion = f"on (weight {after['fusion_weight']})" if after["fusion"] else "off"
         lines += [f"Evaluation on {after['reranked']['queries']} queries; binary relevance: grade >= "
                   f"{after['rel_level']}; score fusion with the first stage: {fusion}.", "", _table(rows), ""]
+        answers = [line for label, m in (("before training", before), ("after training", after))
+                   if m and (line := _answers_line(label, m.get("answers")))]
+        lines += answers + [""] if answers else []
         _plot_metrics(before, after, run_dir / "metrics.png")
         lines += ["![metrics before vs after](metrics.png)", ""]
     history = _log_history(run_dir / "rl")

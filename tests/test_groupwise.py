@@ -68,9 +68,18 @@ def test_rank_candidates_with_oracle_is_ideal():
 
 def test_unparseable_output_keeps_first_stage_order():
     examples = generate_examples(3, candidates=8, seed=4)
-    run = groupwise.rank_candidates(examples, lambda convs, n: ["garbage"] * len(convs), window=4, stride=2)
+    stats: dict = {}
+    run = groupwise.rank_candidates(examples, lambda convs, n: ["garbage"] * len(convs), window=4, stride=2,
+                                    stats=stats)
     for ex in examples:
         assert rank_from_scores(dict(run[ex["qid"]])) == ex["doc_ids"]
+    # windows of 4 moved by 2 over 8 candidates start at 0, 2, 4: 3 per query, none of 36 passages scored
+    assert stats == {"windows": 9, "passages": 36, "unscored_passages": 36, "score_counts": {}}
+
+
+def test_answer_stats_count_the_scores_given():
+    stats = groupwise.answer_stats([[3.0, None, 10.0], [3.0, 0.0], [None]])
+    assert stats == {"windows": 3, "passages": 6, "unscored_passages": 2, "score_counts": {"0": 1, "3": 2, "10": 1}}
 
 
 def test_fusion_mixes_first_stage():

@@ -95,9 +95,11 @@ def rank_candidates(
     fusion_weight: float | None = None,
     max_chars: int = 400,
     seed: int = 0,
+    stats: dict | None = None,
 ) -> dict[str, list[tuple[str, float]]]:
     """Rerank full candidate lists. `generate(list_of_messages, max_new_tokens) -> completions` does the decoding,
-    so the same code serves transformers, vLLM or a served endpoint. Returns {qid: [(doc_id, score)]}."""
+    so the same code serves transformers, vLLM or a served endpoint. Returns {qid: [(doc_id, score)]}.
+    A `stats` dict is filled with what the model answered (see `answer_stats`)."""
     rng = random.Random(seed)
     jobs: list[tuple[str, list[int]]] = []
     prompts: list[list[dict]] = []
@@ -115,8 +117,11 @@ def rank_candidates(
     completions = generate(prompts, budget)
     totals: dict[str, list[float]] = {ex["qid"]: [0.0] * len(ex["doc_ids"]) for ex in examples}
     counts: dict[str, list[int]] = {ex["qid"]: [0] * len(ex["doc_ids"]) for ex in examples}
-    for (qid, members), text in zip(jobs, completions):
-        for member, score in zip(members, parse(text, len(members))):
+    parsed = [parse(text, len(members)) for (_, members), text in zip(jobs, completions)]
+    if stats is not None:
+        stats.update(answer_stats(parsed))
+    for (qid, members), scores in zip(jobs, parsed):
+        for member, score in zip(members, scores):
             totals[qid][member] += (score or 0.0) / 10.0
             counts[qid][member] += 1
     run = {}
@@ -129,6 +134,18 @@ def rank_candidates(
             scores = fuse(scores, ex["first_stage_scores"], fusion_weight)
         run[qid] = list(zip(ex["doc_ids"], scores))
     return run
+
+
+def answer_stats(parsed: Sequence[list[float | None]]) -> dict:
+    """What a model answered over all windows: how many passages got no score (counted as 0) and how often each
+    score was given. A model that gives every passage the same score leaves the first-stage order unchanged."""
+    given = [s for scores in parsed for s in scores if s is not None]
+    counts: dict[str, int] = {}
+    for score in sorted(given):
+        key = f"{score:g}"
+        counts[key] = counts.get(key, 0) + 1
+    return {"windows": len(parsed), "passages": sum(len(s) for s in parsed),
+            "unscored_passages": sum(s is None for scores in parsed for s in scores), "score_counts": counts}
 
 
 def fuse(rerank_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[float]:

@@ -15,13 +15,14 @@ from rerank_rl.rl.generation import load_hf_generator
 from rerank_rl.rl.paradigms import groupwise
 
 
-def rerank_with(model_path: str, examples: list[dict], config) -> dict[str, list[tuple[str, float]]]:
+def rerank_with(model_path: str, examples: list[dict], config,
+                stats: dict | None = None) -> dict[str, list[tuple[str, float]]]:
     section = config.evaluate
     generator = load_hf_generator(model_path, batch_size=section.batch_size, dtype=config.model.dtype)
     return groupwise.rank_candidates(examples, generator, variant=config.variant, window=section.window,
                                      stride=section.stride, repeats=section.repeats,
                                      fusion_weight=section.fusion_weight, max_chars=config.data.max_doc_chars,
-                                     seed=config.seed)
+                                     seed=config.seed, stats=stats)
 
 
 def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels=None) -> dict:
@@ -29,7 +30,8 @@ def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels
     examples = [dict(row) for row in load_from_disk(str(run_dir / "data" / "eval"))]
     qrels = qrels or qrels_of(examples)
     rel_level = default_rel_level(qrels)
-    reranked = rerank_with(model_path, examples, config)
+    answers: dict = {}
+    reranked = rerank_with(model_path, examples, config, stats=answers)
     results = score_runs({"first_stage": first_stage_run(examples), "reranked": reranked}, qrels, rel_level,
                          metrics=config.evaluate.metrics)
     out = run_dir / "metrics"
@@ -37,6 +39,6 @@ def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels
     write_trec_run(out / f"{name}.run", reranked, tag=f"rerank-rl-{name}")
     payload = {"model": str(model_path), "reranked": results["reranked"], "first_stage": results["first_stage"],
                "fusion": config.evaluate.fusion_weight is not None, "fusion_weight": config.evaluate.fusion_weight,
-               "rel_level": rel_level}
+               "rel_level": rel_level, "answers": answers}
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2))
     return payload

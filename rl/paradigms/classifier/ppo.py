@@ -27,7 +27,7 @@ from .config import PPOConfig
 from .data import LabelSetSampler
 from .model import score
 from .trainio import (
-    StepLogger, freeze_bottom, load_checkpoint, param_groups, save_checkpoint, save_model,
+    StepLogger, freeze_bottom, param_groups, resume_stage, save_checkpoint, save_model,
 )
 
 RewardFn = Callable[..., np.ndarray]  # (pred (B, L) bool, gold (B, L) bool, mask (B, L) bool) -> (B,)
@@ -127,19 +127,15 @@ def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_le
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     ckpt = out_dir / "checkpoint"
-    start, restored = 0, load_checkpoint(ckpt) if resume else None
-    if restored is not None:
-        model, tokenizer, state = restored
-        start = state["step"]
-        sampler.restore(state["sampler"])
-        log(f"ppo: resuming at step {start}/{cfg.steps}")
+    model, tokenizer, state = resume_stage(ckpt, model, tokenizer, sampler, "ppo", cfg.steps, resume, log)
+    start = state["step"]
     if frozen is not None:
         freeze_bottom(model, frozen)
     width = model.config.encoder_config.hidden_size
     value_head = ValueHead(width)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, 0.0))
     value_optimizer = torch.optim.Adam(value_head.parameters(), lr=cfg.value_lr)
-    if restored is not None:
+    if start:
         optimizer.load_state_dict(state["optimizer"])
         value_head.load_state_dict(state["value_head"])
         value_optimizer.load_state_dict(state["value_optimizer"])

@@ -13,7 +13,7 @@ from .config import SupervisedConfig
 from .data import LabelSetSampler
 from .model import score
 from .trainio import (
-    StepLogger, freeze_bottom, load_checkpoint, param_groups, save_checkpoint, save_model,
+    StepLogger, freeze_bottom, param_groups, resume_stage, save_checkpoint, save_model,
 )
 
 
@@ -83,17 +83,13 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
     """Train for `cfg.steps` steps; returns (model, summary). Writes out_dir/final and periodic checkpoints."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint"
-    start, restored = 0, load_checkpoint(ckpt) if resume else None
-    if restored is not None:
-        model, tokenizer, state = restored
-        start = state["step"]
-        sampler.restore(state["sampler"])
-        log(f"supervised: resuming at step {start}/{cfg.steps}")
+    model, tokenizer, state = resume_stage(ckpt, model, tokenizer, sampler, "supervised", cfg.steps, resume, log)
+    start = state["step"]
     if frozen is not None:
         freeze_bottom(model, frozen)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, cfg.weight_decay))
     scheduler = _schedule(optimizer, cfg.steps, cfg.warmup)
-    if restored is not None:
+    if start:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     logger = StepLogger(out_dir, "supervised")

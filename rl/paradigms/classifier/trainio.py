@@ -72,6 +72,18 @@ def load_checkpoint(folder: Path):
     return model, tokenizer, state
 
 
+def resume_stage(folder: Path, model, tokenizer, sampler, stage: str, total: int, resume: bool, log=print):
+    """(model, tokenizer, state) to start a stage from: the checkpoint in `folder` when resuming and there is one
+    (the sampler and RNGs restored, state holding the optimiser states), else the given model with {"step": 0}."""
+    restored = load_checkpoint(folder) if resume else None
+    if restored is None:
+        return model, tokenizer, {"step": 0}
+    model, tokenizer, state = restored
+    sampler.restore(state["sampler"])
+    log(f"{stage}: resuming at step {state['step']}/{total}")
+    return model, tokenizer, state
+
+
 def freeze_bottom(model, layers: int = 0) -> None:
     """Keep the encoder's input embeddings (the added label / separator tokens keep their initial vectors) and its
     lowest `layers` transformer layers fixed."""
