@@ -79,8 +79,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         prepare_data(config, base)
-        model = str(run_sft(config, base, resolve_model(config.model.name))) if args.sft_steps else \
-            resolve_model(config.model.name)
+        model = resolve_model(config.model.name)
+        if args.sft_steps:
+            model = str(run_sft(config, base, model))
         for round_ in range(args.rounds):
             for name, fn in (("plain TRL", run_plain), ("rerank-rl", run_ours)):
                 run_dir = base / f"{name.replace(' ', '_')}-{round_}"

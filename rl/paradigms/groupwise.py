@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from rerank_rl.rewards.parsers import parse_scores
@@ -139,13 +140,10 @@ def rank_candidates(
 def answer_stats(parsed: Sequence[list[float | None]]) -> dict:
     """What a model answered over all windows: how many passages got no score (counted as 0) and how often each
     score was given. A model that gives every passage the same score leaves the first-stage order unchanged."""
-    given = [s for scores in parsed for s in scores if s is not None]
-    counts: dict[str, int] = {}
-    for score in sorted(given):
-        key = f"{score:g}"
-        counts[key] = counts.get(key, 0) + 1
+    given = Counter(s for scores in parsed for s in scores if s is not None)
     return {"windows": len(parsed), "passages": sum(len(s) for s in parsed),
-            "unscored_passages": sum(s is None for scores in parsed for s in scores), "score_counts": counts}
+            "unscored_passages": sum(s is None for scores in parsed for s in scores),
+            "score_counts": {f"{score:g}": n for score, n in sorted(given.items())}}
 
 
 def fuse(rerank_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[float]:
