@@ -77,9 +77,9 @@ def _trainer_classes(kind: str):
     return RLOOConfig, type("FilteredRLOOTrainer", (ZeroVarianceFilter, RLOOTrainer), {})
 
 
-def run_rl(config, run_dir: Path, start_model: str, resume: bool = False) -> Path:
+def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callbacks: list | None = None) -> Path:
     """Train with RL from `start_model`; save a merged checkpoint to run_dir/rl/merged and the adapter to
-    run_dir/rl/adapter. Returns the merged path."""
+    run_dir/rl/adapter. Returns the merged path. `callbacks` are extra transformers TrainerCallbacks."""
     section = config.rl
     out = run_dir / "rl"
     dataset = rl_dataset(config, load_from_disk(str(run_dir / "data" / "train_groups")))
@@ -115,7 +115,7 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False) -> Pat
                         f"rl.num_generations = {generation_batch} completions") from None
     model, tokenizer = load_causal_lm(start_model, config.model.dtype)
     trainer = trainer_cls(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=lora_config(config.lora))
+                          processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks)
     trainer.filter_zero_variance = section.filter_zero_variance
     holder.append(trainer)
     trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
