@@ -81,13 +81,14 @@ def evaluate_command(args) -> int:
         qrels = {ex["qid"]: qrels.get(ex["qid"], {}) for ex in examples}
     runs = {"first_stage": first_stage_run(examples)}
     fusion = None
+    answers: dict = {}
     if args.model:
         from rerank_rl.rl.serving import load_reranker
 
         reranker = load_reranker(args.model, paradigm=args.paradigm, window=args.window, stride=args.stride,
                                  batch_size=args.batch_size)
         fusion = args.fusion
-        runs["reranked"] = reranker.rerank_run(examples, fusion_weight=fusion)
+        runs["reranked"] = reranker.rerank_run(examples, fusion_weight=fusion, stats=answers)
     results = score_runs(runs, qrels, rel_level)
     if args.run_out:
         name = "reranked" if "reranked" in runs else "first_stage"
@@ -99,8 +100,13 @@ def evaluate_command(args) -> int:
             payload["first_stage"] = results["first_stage"]
             payload["fusion"] = fusion is not None
             payload["fusion_weight"] = fusion
+            payload["answers"] = answers
         print(json.dumps(payload, indent=2))
     else:
         fused = "" if not args.model else f", fusion {'on (weight %s)' % fusion if fusion is not None else 'off'}"
         print_table(f"{Path(args.candidates).name} (binary relevance: grade >= {rel_level}{fused})", results)
+        if answers:
+            from rerank_rl.rl.paradigms.groupwise import describe_answers
+
+            print(f"answers: {describe_answers(answers)}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rerank_rl.rl.paradigms.groupwise import describe_answers
+
 
 def _log_history(stage_dir: Path) -> list[dict]:
     path = stage_dir / "trainer_state.json"
@@ -67,9 +69,7 @@ def _answers_line(label: str, answers: dict | None) -> str:
     """One line on what the model answered: a model that gives every passage one score cannot reorder anything."""
     if not answers or not answers.get("passages"):
         return ""
-    given = ", ".join(f"{score} x{n}" for score, n in answers["score_counts"].items()) or "none"
-    return (f"- {label}: {answers['passages'] - answers['unscored_passages']} of {answers['passages']} passages "
-            f"scored over {answers['windows']} windows (unscored count as 0); scores given: {given}.")
+    return f"- {label}: {describe_answers(answers)}"
 
 
 def write_report(run_dir: Path) -> Path:

@@ -19,12 +19,13 @@ class Reranker:
         self.generate = load_hf_generator(str(export_dir / "model"), batch_size=self.settings.get("batch_size", 8),
                                           dtype=bundle.get("dtype", "float32"))
 
-    def rerank_run(self, examples: list[dict], fusion_weight: float | None = None) -> dict:
+    def rerank_run(self, examples: list[dict], fusion_weight: float | None = None, stats: dict | None = None) -> dict:
+        """{qid: [(doc_id, score)]}; a `stats` dict is filled with what the model answered."""
         s = self.settings
         return self.paradigm.rank_candidates(
             examples, self.generate, variant=self.bundle["variant"], window=s["window"], stride=s["stride"],
             repeats=s["repeats"], fusion_weight=fusion_weight if fusion_weight is not None else s["fusion_weight"],
-            max_chars=s["max_doc_chars"], seed=s["seed"])
+            max_chars=s["max_doc_chars"], seed=s["seed"], stats=stats)
 
 
 def load_reranker(export_dir: str | Path, paradigm: str | None = None, **overrides) -> Reranker:

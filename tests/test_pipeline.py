@@ -70,6 +70,8 @@ def test_default_model_end_to_end(tmp_path):
     for metric in shared:
         assert payload[metric] == pytest.approx(after["reranked"][metric], abs=1e-9), metric
     assert payload["first_stage"]["ndcg@10"] == pytest.approx(after["first_stage"]["ndcg@10"])
+    assert payload["answers"] == after["answers"]  # same windows, same greedy answers
+    assert payload["answers"]["windows"] >= len(examples)
 
     # `rerank-rl export` rebuilds the same bundle elsewhere.
     again = run_cli("export", str(run_dir), "--out", str(tmp_path / "export2"))

@@ -146,6 +146,13 @@ def answer_stats(parsed: Sequence[list[float | None]]) -> dict:
             "score_counts": {f"{score:g}": n for score, n in sorted(given.items())}}
 
 
+def describe_answers(answers: dict) -> str:
+    """`answer_stats` in one sentence, for reports and the command line."""
+    given = ", ".join(f"{score} x{n}" for score, n in answers["score_counts"].items()) or "none"
+    return (f"{answers['passages'] - answers['unscored_passages']} of {answers['passages']} passages scored over "
+            f"{answers['windows']} windows (unscored count as 0); scores given: {given}.")
+
+
 def fuse(rerank_scores: Sequence[float], first_stage: Sequence[float], weight: float) -> list[float]:
     """weight * rerank + (1 - weight) * min-max normalised first-stage score (GroupRank used weight 0.6)."""
     low, high = min(first_stage), max(first_stage)
