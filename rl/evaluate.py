@@ -82,6 +82,7 @@ def evaluate_command(args) -> int:
     runs = {"first_stage": first_stage_run(examples)}
     fusion = None
     answers: dict = {}
+    reranker = None
     if args.model:
         from rerank_rl.rl.serving import load_reranker
 
@@ -106,7 +107,5 @@ def evaluate_command(args) -> int:
         fused = "" if not args.model else f", fusion {'on (weight %s)' % fusion if fusion is not None else 'off'}"
         print_table(f"{Path(args.candidates).name} (binary relevance: grade >= {rel_level}{fused})", results)
         if answers:
-            from rerank_rl.rl.paradigms.groupwise import describe_answers
-
-            print(f"answers: {describe_answers(answers)}")
+            print(f"answers: {reranker.paradigm.describe_answers(answers)}")
     return 0

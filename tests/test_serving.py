@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
+from clitools import run_cli
 
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.serving import load_reranker
@@ -61,3 +63,15 @@ def test_ray_workers_silence_the_placement_group_cleaner():
     quiet_ray_workers()
     assert not placement_group_cleaner.logger.isEnabledFor(logging.WARNING)
     assert placement_group_cleaner.logger.isEnabledFor(logging.ERROR)
+
+
+def test_evaluate_table_says_what_the_model_answered(export_dir, tmp_path):
+    hits = [{"qid": "q1", "docid": d, "content": f"text about {d}", "score": s, "rank": r}
+            for r, (d, s) in enumerate([("d1", 3.0), ("d2", 2.0), ("d3", 1.0)], 1)]
+    (tmp_path / "cands.json").write_text(json.dumps([{"query": "a question", "hits": hits}]))
+    (tmp_path / "qrels.txt").write_text("q1 0 d2 1\n")
+    result = run_cli("evaluate", "--model", str(export_dir), "--paradigm", "groupwise",
+                     "--candidates", str(tmp_path / "cands.json"), "--qrels", str(tmp_path / "qrels.txt"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    # One window of the 3 passages (the bundle's window is 6); the random tiny model may score none of them.
+    assert re.search(r"answers: [0-3] of 3 passages scored over 1 windows", result.stdout), result.stdout

@@ -1,7 +1,8 @@
 """Paradigms: how a family of rerankers turns examples into prompts, completions into predictions, and ranks lists.
 
 A paradigm knows four things (DESIGN.md §1): the training prompt for a (query, candidates, labels) example, the
-parser for a completion, the rewards that apply by default, and how to rank a full candidate list at inference.
+parser for a completion, the rewards that apply by default, and how to rank a full candidate list at inference
+(`rank_candidates(..., stats=dict)` also reports what the model answered; `describe_answers` puts that in words).
 Trainers and stages only talk to this interface, so they never know which paradigm they train.
 """
 
