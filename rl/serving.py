@@ -21,11 +21,26 @@ class Reranker:
 
     def rerank_run(self, examples: list[dict], fusion_weight: float | None = None, stats: dict | None = None) -> dict:
         """{qid: [(doc_id, score)]}; a `stats` dict is filled with what the model answered."""
-        s = self.settings
-        return self.paradigm.rank_candidates(
-            examples, self.generate, variant=self.bundle["variant"], window=s["window"], stride=s["stride"],
-            repeats=s["repeats"], fusion_weight=fusion_weight if fusion_weight is not None else s["fusion_weight"],
-            max_chars=s["max_doc_chars"], seed=s["seed"], stats=stats)
+        settings = self.settings if fusion_weight is None else {**self.settings, "fusion_weight": fusion_weight}
+        return rank_with(self.paradigm, self.generate, examples, self.bundle["variant"], settings, stats)
+
+
+def inference_settings(config) -> dict:
+    """The ranking settings of a recipe: what its evaluate stage ranks with and what export writes to bundle.json."""
+    section = config.evaluate
+    return {"window": section.window, "stride": section.stride, "repeats": section.repeats,
+            "fusion_weight": section.fusion_weight, "max_doc_chars": config.data.max_doc_chars,
+            "seed": config.seed, "batch_size": section.batch_size}
+
+
+def rank_with(paradigm, generate, examples: list[dict], variant: str, settings: dict,
+              stats: dict | None = None) -> dict:
+    """Rank candidate lists through `paradigm` with one settings dict (see `inference_settings`): the one path
+    that the evaluate stage and an exported Reranker share, so both rank alike."""
+    return paradigm.rank_candidates(
+        examples, generate, variant=variant, window=settings["window"], stride=settings["stride"],
+        repeats=settings["repeats"], fusion_weight=settings["fusion_weight"], max_chars=settings["max_doc_chars"],
+        seed=settings["seed"], stats=stats)
 
 
 def load_reranker(export_dir: str | Path, paradigm: str | None = None, **overrides) -> Reranker:

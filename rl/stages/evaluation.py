@@ -12,17 +12,15 @@ from rerank_rl.data_synthesis.builtin import qrels_of
 from rerank_rl.rewards.metrics import write_trec_run
 from rerank_rl.rl.evaluate import default_rel_level, first_stage_run, score_runs
 from rerank_rl.rl.generation import load_hf_generator
-from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.paradigms import get_paradigm
+from rerank_rl.rl.serving import inference_settings, rank_with
 
 
 def rerank_with(model_path: str, examples: list[dict], config,
                 stats: dict | None = None) -> dict[str, list[tuple[str, float]]]:
-    section = config.evaluate
-    generator = load_hf_generator(model_path, batch_size=section.batch_size, dtype=config.model.dtype)
-    return groupwise.rank_candidates(examples, generator, variant=config.variant, window=section.window,
-                                     stride=section.stride, repeats=section.repeats,
-                                     fusion_weight=section.fusion_weight, max_chars=config.data.max_doc_chars,
-                                     seed=config.seed, stats=stats)
+    settings = inference_settings(config)
+    generator = load_hf_generator(model_path, batch_size=settings["batch_size"], dtype=config.model.dtype)
+    return rank_with(get_paradigm(config.paradigm), generator, examples, config.variant, settings, stats)
 
 
 def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels=None) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.serving import inference_settings
 
 BUNDLE = "bundle.json"
 
@@ -24,7 +25,6 @@ def export_run(config, run_dir: Path, final_model: Path, out: Path | None = None
     adapter = run_dir / "rl" / "adapter"
     if adapter.exists():
         shutil.copytree(adapter, tmp / "adapter")
-    section = config.evaluate
     bundle = {
         "format": "rerank-rl-bundle/1",
         "paradigm": config.paradigm,
@@ -35,9 +35,7 @@ def export_run(config, run_dir: Path, final_model: Path, out: Path | None = None
         "base_model": config.model.name,
         "dtype": config.model.dtype,
         "decoding": {"do_sample": False, "max_new_tokens": "12 + 8 * passages (+64 for reasoning)"},
-        "inference": {"window": section.window, "stride": section.stride, "repeats": section.repeats,
-                      "fusion_weight": section.fusion_weight, "max_doc_chars": config.data.max_doc_chars,
-                      "seed": config.seed, "batch_size": section.batch_size},
+        "inference": inference_settings(config),
     }
     (tmp / BUNDLE).write_text(json.dumps(bundle, indent=2))
     shutil.rmtree(out, ignore_errors=True)
