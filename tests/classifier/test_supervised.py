@@ -5,7 +5,7 @@ import torch
 from rerank_rl.rl.paradigms.classifier.config import DataConfig, ModelConfig, SupervisedConfig
 from rerank_rl.rl.paradigms.classifier.data import LabelSetSampler
 from rerank_rl.rl.paradigms.classifier.model import build_model, score
-from rerank_rl.rl.paradigms.classifier.supervised import supervised_loss, train_supervised
+from rerank_rl.rl.paradigms.classifier.supervised import prior_loss, supervised_loss, train_supervised
 
 
 def test_losses_mask_padding_and_focus_on_hard_labels():
@@ -28,6 +28,20 @@ def test_losses_mask_padding_and_focus_on_hard_labels():
     assert torch.isclose(ce, -torch.log_softmax(torch.tensor([2.0, 0.0]), 0)[0])
 
 
+def test_balanced_sampling_evens_out_gold_labels():
+    names = ["common", "rare"]
+    skewed = {"s": [{"text": f"t{i}", "label_names": names, "gold_labels": ["common" if i < 90 else "rare"]}
+                    for i in range(100)]}
+
+    def rare_share(balance: bool) -> float:
+        sampler = LabelSetSampler(skewed, DataConfig(max_labels=2, other_negatives=0, balance_labels=balance), seed=0)
+        golds = [gold for _, _, gold in (sampler.example() for _ in range(2000))]
+        return sum(gold == {"rare"} for gold in golds) / len(golds)
+
+    assert rare_share(False) < 0.15  # the file's 10%
+    assert 0.45 < rare_share(True) < 0.55  # each label half the time, whatever the file holds
+
+
 def test_training_lowers_the_loss(tiny_encoder, toy_sets, tmp_path):
     torch.manual_seed(0)
     model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, dropout=0.0))
@@ -46,6 +60,23 @@ def test_training_lowers_the_loss(tiny_encoder, toy_sets, tmp_path):
     assert loss_now() < 0.8 * before
     assert (tmp_path / "final" / "model.safetensors").exists() and (tmp_path / "log.jsonl").exists()
     assert summary["steps"] == 30
+
+
+def test_prior_penalty_removes_label_preference_on_empty_text(tiny_encoder, toy_sets, tmp_path):
+    probe = [["sports", "business", "science"], ["negative", "positive", "science"]]
+
+    def trained_prior(weight: float) -> float:
+        torch.manual_seed(0)
+        model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, dropout=0.0))
+        sampler = LabelSetSampler(toy_sets, DataConfig(max_labels=4, other_negatives=1), seed=0)
+        cfg = SupervisedConfig(steps=30, batch_size=8, lr=3e-3, head_lr=3e-3, warmup=0.0, log_every=10,
+                               save_every=0, distill_weight=0.0, prior_weight=weight)
+        model, _ = train_supervised(model, tokenizer, sampler, cfg, 64, tmp_path / str(weight), log=lambda _: None)
+        with torch.no_grad():
+            return prior_loss(model, tokenizer, probe, 64).item()
+
+    plain, penalised = trained_prior(0.0), trained_prior(5.0)
+    assert penalised < 0.2 * plain, (plain, penalised)
 
 
 def test_resume_continues_from_checkpoint(tiny_encoder, toy_sets, tmp_path):

@@ -49,6 +49,9 @@ class DataConfig:
     max_labels: int = 8  # candidate labels offered per training example (gold included)
     other_negatives: int = 2  # of those, negatives drawn from the other training sets' labels
     shuffle_labels: bool = True
+    # Draw each example's gold label uniformly within its set (then a text with it), so a frequent training label
+    # (sadness, joy) is not learned as a prior that carries over to unseen label sets.
+    balance_labels: bool = False
 
     def validate(self):
         if not self.train:
@@ -75,6 +78,9 @@ class SupervisedConfig:
     # label-name matching in general, not the training labels; 0 turns it off.
     distill_weight: float = 1.0
     distill_temperature: float = 0.05
+    # Weight of the content-free prior penalty: the spread of the label logits when the text says nothing. A label
+    # that wins unread is a prior, and priors learnt on training labels carry over to unseen label sets.
+    prior_weight: float = 0.0
     grad_clip: float = 1.0
     log_every: int = 10
     save_every: int = 100
@@ -86,6 +92,8 @@ class SupervisedConfig:
             raise ValueError("focal_alpha must be <= 1 (negative: off)")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
+        if self.prior_weight < 0:
+            raise ValueError("prior_weight must be >= 0")
 
 
 @dataclass

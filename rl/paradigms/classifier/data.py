@@ -48,7 +48,8 @@ class LabelSetSampler:
 
     Each example offers its gold label(s), a random number of negatives from its own set, and `other_negatives`
     negatives from the other training sets' labels (so the model learns to reject labels of an unrelated task,
-    as it must when a user offers arbitrary labels). Sets are drawn uniformly, so a large set does not dominate.
+    as it must when a user offers arbitrary labels). Sets are drawn uniformly, so a large set does not dominate;
+    with `balance_labels`, so are the gold labels within a set.
     """
 
     def __init__(self, sets: dict[str, list[dict]], cfg: DataConfig, seed: int):
@@ -56,6 +57,13 @@ class LabelSetSampler:
         if not self.sets:
             raise UserError("no training examples: every training set is empty")
         self.own = {name: label_names(rows) for name, rows in self.sets.items()}
+        self.by_gold: dict[str, dict[str, list[dict]]] = {}
+        for name, rows in self.sets.items():
+            index: dict[str, list[dict]] = {}
+            for row in rows:
+                for label in dict.fromkeys(row["gold_labels"]):
+                    index.setdefault(label, []).append(row)
+            self.by_gold[name] = index
         self.cfg = cfg
         self.rng = random.Random(seed)
 
@@ -66,7 +74,11 @@ class LabelSetSampler:
 
     def example(self) -> tuple[str, list[str], set[str]]:
         name = self.rng.choice(sorted(self.sets))
-        row = self.rng.choice(self.sets[name])
+        if self.cfg.balance_labels:
+            index = self.by_gold[name]
+            row = self.rng.choice(index[self.rng.choice(sorted(index))])
+        else:
+            row = self.rng.choice(self.sets[name])
         gold = list(dict.fromkeys(row["gold_labels"]))
         others = self.rng.sample(self._others(name), min(self.cfg.other_negatives, len(self._others(name))))
         room = max(0, self.cfg.max_labels - len(gold) - len(others))

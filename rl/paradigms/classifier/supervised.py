@@ -68,6 +68,19 @@ def distill_loss(logits: torch.Tensor, teacher_log_probs: torch.Tensor, mask: to
     return (teacher * (teacher_log_probs - student)).masked_fill(~mask, 0.0).sum(-1).mean()
 
 
+CONTENT_FREE = ("", "N/A", "[MASK]", ".")
+
+
+def prior_loss(model, tokenizer, label_lists: list[list[str]], max_length: int) -> torch.Tensor:
+    """Mean squared spread of each row's label logits around their mean when the text is content-free: zero when
+    no label is preferred before the text is read (the trained-in form of contextual calibration)."""
+    texts = [CONTENT_FREE[i % len(CONTENT_FREE)] for i in range(len(label_lists))]
+    scores = score(model, tokenizer, texts, label_lists, max_length)
+    mask = scores.mask.float()
+    mean = (scores.logits * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1)
+    return ((scores.logits - mean) ** 2 * mask).sum() / mask.sum().clamp_min(1)
+
+
 def _schedule(optimizer, steps: int, warmup: float):
     warm = max(1, int(steps * warmup))
 
@@ -102,6 +115,8 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
         if teacher is not None and cfg.distill_weight > 0:
             target = teacher.log_probs(batch.texts, batch.labels, scores.mask)
             loss = loss + cfg.distill_weight * distill_loss(scores.logits, target, scores.mask)
+        if cfg.prior_weight > 0:
+            loss = loss + cfg.prior_weight * prior_loss(model, tokenizer, batch.labels, max_length)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
