@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from rerank_rl.rl.errors import UserError
-from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.serving import inference_settings
 
 BUNDLE = "bundle.json"
@@ -25,12 +25,13 @@ def export_run(config, run_dir: Path, final_model: Path, out: Path | None = None
     adapter = run_dir / "rl" / "adapter"
     if adapter.exists():
         shutil.copytree(adapter, tmp / "adapter")
+    paradigm = get_paradigm(config.paradigm)
     bundle = {
         "format": "rerank-rl-bundle/1",
         "paradigm": config.paradigm,
         "variant": config.variant,
-        "prompt_version": groupwise.PROMPT_VERSION,
-        "prompt_example": groupwise.build_messages("<query>", ["<passage 1>", "<passage 2>"], config.variant),
+        "prompt_version": paradigm.PROMPT_VERSION,
+        "prompt_example": paradigm.build_messages("<query>", ["<passage 1>", "<passage 2>"], config.variant),
         "parser": "rerank_rl.rewards.parsers:parse_scores",
         "base_model": config.model.name,
         "dtype": config.model.dtype,

@@ -57,15 +57,19 @@ class LabelSetSampler:
         if not self.sets:
             raise UserError("no training examples: every training set is empty")
         self.own = {name: label_names(rows) for name, rows in self.sets.items()}
-        self.by_gold: dict[str, dict[str, list[dict]]] = {}
-        for name, rows in self.sets.items():
-            index: dict[str, list[dict]] = {}
-            for row in rows:
-                for label in dict.fromkeys(row["gold_labels"]):
-                    index.setdefault(label, []).append(row)
-            self.by_gold[name] = index
+        self.others = {name: self._others(name) for name in self.sets}  # fixed per set: built once, not per draw
+        # With balance_labels: per set, (label, its texts) pairs in a fixed order to draw from.
+        self.by_gold = {name: self._by_gold(rows) for name, rows in self.sets.items()} if cfg.balance_labels else {}
         self.cfg = cfg
         self.rng = random.Random(seed)
+
+    @staticmethod
+    def _by_gold(rows: list[dict]) -> list[list[dict]]:
+        index: dict[str, list[dict]] = {}
+        for row in rows:
+            for label in dict.fromkeys(row["gold_labels"]):
+                index.setdefault(label, []).append(row)
+        return [index[label] for label in sorted(index)]
 
     def _others(self, name: str) -> list[str]:
         own = {label.lower() for label in self.own[name]}
@@ -74,13 +78,10 @@ class LabelSetSampler:
 
     def example(self) -> tuple[str, list[str], set[str]]:
         name = self.rng.choice(sorted(self.sets))
-        if self.cfg.balance_labels:
-            index = self.by_gold[name]
-            row = self.rng.choice(index[self.rng.choice(sorted(index))])
-        else:
-            row = self.rng.choice(self.sets[name])
+        pool = self.rng.choice(self.by_gold[name]) if self.cfg.balance_labels else self.sets[name]
+        row = self.rng.choice(pool)
         gold = list(dict.fromkeys(row["gold_labels"]))
-        others = self.rng.sample(self._others(name), min(self.cfg.other_negatives, len(self._others(name))))
+        others = self.rng.sample(self.others[name], min(self.cfg.other_negatives, len(self.others[name])))
         room = max(0, self.cfg.max_labels - len(gold) - len(others))
         own_pool = [label for label in self.own[name] if label not in gold]
         # A random count of own-set negatives, so the model meets label sets of many sizes.
