@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rerank_rl.rl.paradigms.groupwise import describe_answers
+from rerank_rl.rl.paradigms import get_paradigm
 
 
 def _log_history(stage_dir: Path) -> list[dict]:
@@ -65,11 +65,14 @@ def _table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _answers_line(label: str, answers: dict | None) -> str:
+def _answers_line(label: str, metrics: dict | None) -> str:
     """One line on what the model answered: a model that gives every passage one score cannot reorder anything."""
+    answers = (metrics or {}).get("answers")
     if not answers or not answers.get("passages"):
         return ""
-    return f"- {label}: {describe_answers(answers)}"
+    # Metrics written before the paradigm was recorded all came from groupwise runs.
+    paradigm = get_paradigm(metrics.get("paradigm", "groupwise"))
+    return f"- {label}: {paradigm.describe_answers(answers)}"
 
 
 def write_report(run_dir: Path) -> Path:
@@ -87,7 +90,7 @@ def write_report(run_dir: Path) -> Path:
         lines += [f"Evaluation on {after['reranked']['queries']} queries; binary relevance: grade >= "
                   f"{after['rel_level']}; score fusion with the first stage: {fusion}.", "", _table(rows), ""]
         answers = [line for label, m in (("before training", before), ("after training", after))
-                   if m and (line := _answers_line(label, m.get("answers")))]
+                   if (line := _answers_line(label, m))]
         lines += answers + [""] if answers else []
         _plot_metrics(before, after, run_dir / "metrics.png")
         lines += ["![metrics before vs after](metrics.png)", ""]

@@ -57,6 +57,7 @@ def test_default_model_end_to_end(tmp_path):
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents*"))
     report = (run_dir / "report.md").read_text()
     assert "before training" in report and "after training" in report
+    assert after["paradigm"] == "groupwise" and "passages scored over" in report  # answers, via the paradigm
 
     # Reloading the export through the CLI reproduces the run's own evaluation.
     examples = [dict(r) for r in load_from_disk(str(run_dir / "data/eval"))]
@@ -119,3 +120,16 @@ def test_ray_train_with_two_workers(tmp_path, tiny_lm_path):
     state = json.loads((run_dir / "state.json").read_text())
     assert "export" in state["done"]
     assert (run_dir / "export/model/model.safetensors").exists()
+
+
+def test_report_describes_answers_through_the_recorded_paradigm():
+    from rerank_rl.rl.errors import UserError
+    from rerank_rl.rl.report import _answers_line
+
+    answers = {"passages": 4, "unscored_passages": 1, "windows": 2, "score_counts": {"3": 3}}
+    line = _answers_line("after training", {"paradigm": "groupwise", "answers": answers})
+    assert line.startswith("- after training: 3 of 4 passages scored over 2 windows")
+    assert _answers_line("after training", {"answers": answers}) == line  # files without the key: groupwise runs
+    assert _answers_line("after training", {"paradigm": "groupwise", "answers": {"passages": 0}}) == ""
+    with pytest.raises(UserError, match="unknown paradigm 'pointwise'"):
+        _answers_line("after training", {"paradigm": "pointwise", "answers": answers})

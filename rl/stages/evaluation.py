@@ -35,8 +35,8 @@ def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels
     out = run_dir / "metrics"
     out.mkdir(parents=True, exist_ok=True)
     write_trec_run(out / f"{name}.run", reranked, tag=f"rerank-rl-{name}")
-    payload = {"model": str(model_path), "reranked": results["reranked"], "first_stage": results["first_stage"],
-               "fusion": config.evaluate.fusion_weight is not None, "fusion_weight": config.evaluate.fusion_weight,
-               "rel_level": rel_level, "answers": answers}
+    payload = {"paradigm": config.paradigm, "model": str(model_path), "reranked": results["reranked"],
+               "first_stage": results["first_stage"], "fusion": config.evaluate.fusion_weight is not None,
+               "fusion_weight": config.evaluate.fusion_weight, "rel_level": rel_level, "answers": answers}
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2))
     return payload

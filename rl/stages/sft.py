@@ -12,7 +12,7 @@ from datasets import Dataset, load_from_disk
 
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.orchestration import is_main_process
-from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
 
 
@@ -23,10 +23,11 @@ def sft_dataset(config, groups: Dataset, run_dir: Path) -> Dataset:
             raise UserError(f"sft.teacher is 'synthesized' but {path} does not exist: run the synthesize stage first")
         return load_from_disk(str(path)).select_columns(["prompt", "completion"])
     max_grade = max(max(labels) for labels in groups["labels"]) or 1
+    paradigm = get_paradigm(config.paradigm)
     rows = [{
-        "prompt": groupwise.build_messages(g["query"], g["doc_texts"], config.variant, config.data.max_doc_chars),
+        "prompt": paradigm.build_messages(g["query"], g["doc_texts"], config.variant, config.data.max_doc_chars),
         "completion": [{"role": "assistant",
-                        "content": groupwise.gold_answer(g["labels"], config.variant, max_grade=max(3, max_grade))}],
+                        "content": paradigm.gold_answer(g["labels"], config.variant, max_grade=max(3, max_grade))}],
     } for g in groups]
     return Dataset.from_list(rows)
 

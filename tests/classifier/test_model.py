@@ -42,13 +42,15 @@ def test_identity_projector_and_logit_scale(tiny_encoder):
 def test_label_sampler_mixes_sets(toy_sets):
     sampler = LabelSetSampler(toy_sets, DataConfig(max_labels=4, other_negatives=1), seed=0)
     for _ in range(20):
-        text, labels, gold = sampler.example()
+        text, labels, gold, open_labels = sampler.example()
         assert gold <= set(labels) and 2 <= len(labels) <= 4 and len(set(labels)) == len(labels)
         own = "sentiment" if gold & {"negative", "positive"} else "topic"
         foreign = set(labels) - set(toy_sets[own][0]["label_names"])
         assert len(foreign) == 1  # exactly `other_negatives` labels from the other set
+        assert not open_labels  # no vocabulary given
     batch = sampler.batch(6)
     assert batch.targets.shape[0] == 6 and (batch.targets.sum(1) == 1).all()
+    assert batch.known.sum() == sum(len(labels) for labels in batch.labels)  # every real slot, no padding
     state = sampler.state()
     first = sampler.batch(3)
     sampler.restore(state)

@@ -3,7 +3,7 @@
 import torch
 
 from rerank_rl.rl.paradigms.classifier.config import DataConfig, ModelConfig, SupervisedConfig
-from rerank_rl.rl.paradigms.classifier.data import LabelSetSampler
+from rerank_rl.rl.paradigms.classifier.data import LabelSetSampler, open_vocabulary
 from rerank_rl.rl.paradigms.classifier.model import build_model, score
 from rerank_rl.rl.paradigms.classifier.supervised import prior_loss, supervised_loss, train_supervised
 
@@ -35,11 +35,37 @@ def test_balanced_sampling_evens_out_gold_labels():
 
     def rare_share(balance: bool) -> float:
         sampler = LabelSetSampler(skewed, DataConfig(max_labels=2, other_negatives=0, balance_labels=balance), seed=0)
-        golds = [gold for _, _, gold in (sampler.example() for _ in range(2000))]
+        golds = [gold for _, _, gold, _ in (sampler.example() for _ in range(2000))]
         return sum(gold == {"rare"} for gold in golds) / len(golds)
 
     assert rare_share(False) < 0.15  # the file's 10%
     assert 0.45 < rare_share(True) < 0.55  # each label half the time, whatever the file holds
+
+
+def test_open_vocabulary_keeps_mid_frequency_content_words():
+    names = ["wins", "losses"]
+    texts = ["the goalkeeper saved it", "a goalkeeper and a referee", "the referee wins", "stadium lights wins",
+             "tickets for the stadium", "wins wins"]
+    sets = {"s": [{"text": text, "label_names": names, "gold_labels": ["wins"]} for text in texts]}
+    # "the", "and", "for" are stop words, "lights" and "tickets" occur once (< min_df), "wins" is a label name.
+    assert open_vocabulary(sets, min_df=2, max_df=1.0) == ["goalkeeper", "referee", "stadium"]
+    assert open_vocabulary(sets, min_df=2, max_df=0.3) == []  # each is in 2 of 6 texts, over 30%
+
+
+def test_open_vocabulary_labels_are_offered_without_a_target(toy_sets):
+    vocabulary = ["kitchen", "weather", "guitar"]
+    data = DataConfig(max_labels=3, other_negatives=1, vocab_labels=2)
+    batch = LabelSetSampler(toy_sets, data, seed=0, vocabulary=vocabulary).batch(16)
+    for i, labels in enumerate(batch.labels):
+        words = [j for j, label in enumerate(labels) if label in vocabulary]
+        assert len(words) == 2  # vocab_labels of them in every example
+        assert all(not batch.known[i, j] and batch.targets[i, j] == 0 for j in words)
+        assert all(batch.known[i, j] for j in range(len(labels)) if j not in words)
+        assert batch.targets[i, : len(labels)].sum() == 1  # the gold label is still there, still known
+    # With `known` as the BCE mask, an open-vocabulary logit gets no gradient from the supervised loss.
+    logits = torch.zeros(batch.targets.shape, requires_grad=True)
+    supervised_loss(logits, batch.targets, batch.known).backward()
+    assert (logits.grad[~batch.known] == 0).all() and (logits.grad[batch.known] != 0).all()
 
 
 def test_training_lowers_the_loss(tiny_encoder, toy_sets, tmp_path):

@@ -52,6 +52,12 @@ class DataConfig:
     # Draw each example's gold label uniformly within its set (then a text with it), so a frequent training label
     # (sadness, joy) is not learned as a prior that carries over to unseen label sets.
     balance_labels: bool = False
+    # Open-vocabulary labels added to each supervised example: content words of the training texts whose truth is
+    # unknown, so no BCE target; the MiniLM teacher's similarities train them (needs supervised.distill_weight > 0).
+    # They carry the teacher's label-name matching to thousands of names, not just the training sets' own.
+    vocab_labels: int = 0
+    vocab_min_df: int = 3  # a word must occur in this many training texts ...
+    vocab_max_df: float = 0.01  # ... and in at most this fraction of them (drops generic words)
 
     def validate(self):
         if not self.train:
@@ -60,6 +66,8 @@ class DataConfig:
             raise ValueError("max_labels must be at least 2 (the gold label and one negative)")
         if not 0 <= self.other_negatives < self.max_labels:
             raise ValueError("other_negatives must be in [0, max_labels)")
+        if self.vocab_labels < 0 or self.vocab_min_df < 1 or not 0 < self.vocab_max_df <= 1:
+            raise ValueError("vocab_labels >= 0, vocab_min_df >= 1 and vocab_max_df in (0, 1]")
 
 
 @dataclass
@@ -160,3 +168,5 @@ class ClassifierRecipe:
     def validate(self):
         if self.paradigm != "classifier":
             raise ValueError("paradigm must be 'classifier' for this schema")
+        if self.data.vocab_labels and self.supervised.enabled and not self.supervised.distill_weight:
+            raise ValueError("data.vocab_labels needs supervised.distill_weight > 0 (only the teacher scores them)")

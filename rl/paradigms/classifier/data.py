@@ -28,6 +28,22 @@ def load_sets(specs: list[str], root: Path, per_set: int | None, seed: int) -> d
     return {spec: sample(read_named(spec, root), per_set, seed) for spec in specs}
 
 
+def open_vocabulary(sets: dict[str, list[dict]], min_df: int, max_df: float) -> list[str]:
+    """Content words of the training texts (no stop words, no training label names), in sorted order: names the
+    teacher can score against any text, none of which is a gold label."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = [row["text"] for rows in sets.values() for row in rows]
+    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{4,}\b",
+                                 min_df=min_df, max_df=max_df)
+    try:
+        vectorizer.fit(texts)
+    except ValueError:  # every word filtered out (tiny or uniform sets)
+        return []
+    taken = {label.casefold() for rows in sets.values() for label in label_names(rows)}
+    return [word for word in vectorizer.get_feature_names_out() if word not in taken]
+
+
 def label_names(rows: list[dict]) -> list[str]:
     """The label set of a dataset, in its own order."""
     names: dict[str, None] = {}
@@ -41,6 +57,7 @@ class Batch:
     texts: list[str]
     labels: list[list[str]]  # offered labels per text, in the order the model sees them
     targets: torch.Tensor  # (B, K) 1.0 for a gold label, 0.0 otherwise (padded slots 0)
+    known: torch.Tensor  # (B, K) True where the target is known (not an open-vocabulary label, not padding)
 
 
 class LabelSetSampler:
@@ -49,10 +66,11 @@ class LabelSetSampler:
     Each example offers its gold label(s), a random number of negatives from its own set, and `other_negatives`
     negatives from the other training sets' labels (so the model learns to reject labels of an unrelated task,
     as it must when a user offers arbitrary labels). Sets are drawn uniformly, so a large set does not dominate;
-    with `balance_labels`, so are the gold labels within a set.
+    with `balance_labels`, so are the gold labels within a set. With a `vocabulary`, each example also offers
+    `cfg.vocab_labels` of its words, whose targets are unknown (`Batch.known` is False there).
     """
 
-    def __init__(self, sets: dict[str, list[dict]], cfg: DataConfig, seed: int):
+    def __init__(self, sets: dict[str, list[dict]], cfg: DataConfig, seed: int, vocabulary: list[str] = ()):
         self.sets = {name: rows for name, rows in sets.items() if rows}
         if not self.sets:
             raise UserError("no training examples: every training set is empty")
@@ -61,6 +79,7 @@ class LabelSetSampler:
         # With balance_labels: per set, (label, its texts) pairs in a fixed order to draw from.
         self.by_gold = {name: self._by_gold(rows) for name, rows in self.sets.items()} if cfg.balance_labels else {}
         self.cfg = cfg
+        self.vocabulary = list(vocabulary)
         self.rng = random.Random(seed)
 
     @staticmethod
@@ -76,7 +95,8 @@ class LabelSetSampler:
         pool = {label for other, labels in self.own.items() if other != name for label in labels}
         return sorted(label for label in pool if label.lower() not in own)
 
-    def example(self) -> tuple[str, list[str], set[str]]:
+    def example(self) -> tuple[str, list[str], set[str], set[str]]:
+        """(text, offered labels, gold labels, open-vocabulary labels)."""
         name = self.rng.choice(sorted(self.sets))
         pool = self.rng.choice(self.by_gold[name]) if self.cfg.balance_labels else self.sets[name]
         row = self.rng.choice(pool)
@@ -87,18 +107,25 @@ class LabelSetSampler:
         # A random count of own-set negatives, so the model meets label sets of many sizes.
         count = self.rng.randint(min(1, room, len(own_pool)), min(room, len(own_pool)))
         labels = gold + self.rng.sample(own_pool, count) + others
+        open_labels = []
+        if self.vocabulary and self.cfg.vocab_labels:
+            open_labels = self.rng.sample(self.vocabulary, min(self.cfg.vocab_labels, len(self.vocabulary)))
+            open_labels = [word for word in open_labels if word not in labels]
+        labels += open_labels
         if self.cfg.shuffle_labels:
             self.rng.shuffle(labels)
-        return row["text"], labels, set(gold)
+        return row["text"], labels, set(gold), set(open_labels)
 
     def batch(self, size: int) -> Batch:
         drawn = [self.example() for _ in range(size)]
-        width = max(len(labels) for _, labels, _ in drawn)
+        width = max(len(labels) for _, labels, _, _ in drawn)
         targets = torch.zeros(size, width)
-        for i, (_, labels, gold) in enumerate(drawn):
+        known = torch.zeros(size, width, dtype=torch.bool)
+        for i, (_, labels, gold, open_labels) in enumerate(drawn):
             for j, label in enumerate(labels):
                 targets[i, j] = float(label in gold)
-        return Batch([t for t, _, _ in drawn], [labels for _, labels, _ in drawn], targets)
+                known[i, j] = label not in open_labels
+        return Batch([t for t, *_ in drawn], [labels for _, labels, *_ in drawn], targets, known)
 
     def state(self):
         return self.rng.getstate()

@@ -19,7 +19,7 @@ import torch
 from rerank_rl.rl.pipeline import RunState
 
 from .config import ClassifierRecipe
-from .data import LabelSetSampler, data_root, label_names, load_sets
+from .data import LabelSetSampler, data_root, label_names, load_sets, open_vocabulary
 from .evaluate import embedding_baseline, evaluate_model
 from .export import export_model
 from .model import build_model, load_model
@@ -69,12 +69,16 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
 
     def supervised(interrupted: bool):
         model, tokenizer = build_model(config.model, config.seed)
-        sampler = LabelSetSampler(train_sets, config.data, config.seed)
+        data = config.data
+        vocabulary = open_vocabulary(train_sets, data.vocab_min_df, data.vocab_max_df) if data.vocab_labels else []
+        if data.vocab_labels:
+            log(f"open vocabulary: {len(vocabulary)} words from the training texts, {data.vocab_labels} per example")
+        sampler = LabelSetSampler(train_sets, data, config.seed, vocabulary)
         sup = config.supervised
         teacher = SimilarityTeacher(config.model.encoder, sup.distill_temperature) if sup.distill_weight else None
         _, summary = train_supervised(model, tokenizer, sampler, sup, max_length, run_dir / "supervised",
                                       interrupted, log, frozen, teacher)
-        return {"model": str(run_dir / "supervised" / "final"), **summary}
+        return {"model": str(run_dir / "supervised" / "final"), "open_vocabulary": len(vocabulary), **summary}
 
     def ppo(interrupted: bool, start_dir: str | None):
         if start_dir:

@@ -111,7 +111,9 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
     for step in range(start, cfg.steps):
         batch = sampler.batch(cfg.batch_size)
         scores = score(model, tokenizer, batch.texts, batch.labels, max_length)
-        loss = supervised_loss(scores.logits, batch.targets, scores.mask, cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
+        # Open-vocabulary labels (known False) have no target: only the teacher's distillation term trains them.
+        known = scores.mask & batch.known
+        loss = supervised_loss(scores.logits, batch.targets, known, cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
         if teacher is not None and cfg.distill_weight > 0:
             target = teacher.log_probs(batch.texts, batch.labels, scores.mask)
             loss = loss + cfg.distill_weight * distill_loss(scores.logits, target, scores.mask)
