@@ -17,7 +17,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from rerank_rl.data_synthesis.readers import _lines, _open_text, read_csv_rows, read_jsonl
+from rerank_rl.data_synthesis.readers import (
+    _lines, _open_text, read_csv_rows, read_jsonl, read_rank_llm, read_triples,
+)
+from rerank_rl.data_synthesis.scifact import read_scifact_corpus
 from rerank_rl.rl.errors import UserError, located
 
 Example = dict  # {"text": str, "label_names": list[str], "gold_labels": list[str]}
@@ -213,6 +216,53 @@ def _restrict(rows: list[Example], labels: list[str], path: Path) -> list[Exampl
                             f"labels ({', '.join(labels)})")
         row["label_names"] = list(labels)
     return rows
+
+
+def _unlabeled_trec_dl(folder: Path, split: str) -> list[str]:
+    splits = [split] if split else ["dl19", "dl21"]
+    texts = (text for s in splits for ex in read_rank_llm(folder / "BM25" / f"retrieve_results_{s}.json")
+             for text in ex["doc_texts"])
+    return list(dict.fromkeys(texts))  # a passage retrieved for two queries counts once
+
+
+def _unlabeled_scifact(folder: Path, _split: str) -> list[str]:
+    return list(read_scifact_corpus(folder).values())
+
+
+def _unlabeled_triples(folder: Path, _split: str) -> list[str]:
+    return list(dict.fromkeys(text for _, pos, neg in read_triples(folder / "raw.tsv") for text in (pos, neg)))
+
+
+UNLABELED: dict[str, Callable[[Path, str], list[str]]] = {
+    "trec_dl": _unlabeled_trec_dl,  # BM25 top-100 passages of DL19 and DL21 (or `trec_dl:dl19`)
+    "beir_scifact": _unlabeled_scifact,  # 5,183 abstracts
+    "msmarco_train_triples_splade_toy": _unlabeled_triples,
+}
+
+
+def read_unlabeled(spec: str, root: str | Path) -> list[Example]:
+    """Texts without labels, as examples with empty label lists: a named corpus under `root` (`trec_dl`,
+    `trec_dl:dl19`, `beir_scifact`, ...), a JSONL file with a `text` field, or a text file with one text per line."""
+    name, _, split = spec.partition(":")
+    if name in UNLABELED:
+        folder = Path(root) / name
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such data folder (data root {root})")
+        texts = UNLABELED[name](folder, split)
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise UserError(f"unlabeled texts {spec!r}: neither a known corpus ({', '.join(sorted(UNLABELED))}) "
+                            "nor a file")
+        if path.suffix in (".jsonl", ".json"):
+            texts = []
+            for lineno, obj in read_jsonl(path):
+                if not isinstance(obj.get("text"), str) or not obj["text"].strip():
+                    raise located(path, lineno, "needs a non-empty 'text' field")
+                texts.append(obj["text"])
+        else:
+            texts = [line for _, line in _lines(path) if line.strip()]
+    return [_example(text.strip(), [], []) for text in texts if text.strip()]
 
 
 def sample(rows: list[Example], n: int | None, seed: int) -> list[Example]:

@@ -17,7 +17,9 @@ def tiny_run(shared_data, tmp_path_factory):
 
     torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("gliclass-run")
-    overrides = ["--set", f"data.root={shared_data}"]
+    # Open-vocabulary distillation on, with unlabeled DL19 passages: its wiring runs too.
+    overrides = ["--set", f"data.root={shared_data}", "--set", "data.vocab_labels=2", "--set", "data.vocab_max_df=0.5",
+                 "--set", "data.unlabeled=[trec_dl:dl19]"]
     assert main(["train", str(CONFIG_DIR / "gliclass_tiny.yaml"), "--output-dir", str(run_dir), *overrides]) == 0
     return run_dir
 
@@ -31,6 +33,7 @@ def test_run_writes_metrics_for_every_model(tiny_run):
     assert "macro_f1_unseen" in metrics["ppo"]["yin2019_emotion:test"]  # 6 of its 10 emotions are trained on
     assert "macro_f1_unseen" not in metrics["ppo"]["ag_news:test"]
     assert metrics["ppo_training"]["steps"] == 2 and (tiny_run / "report.md").exists()
+    assert metrics["supervised_training"]["open_vocabulary"] > 10
     for stage in ("supervised", "ppo"):
         assert (tiny_run / stage / "log.jsonl").exists() and list((tiny_run / stage / "tensorboard").iterdir())
     log = [json.loads(line) for line in (tiny_run / "ppo" / "log.jsonl").read_text().splitlines()]
@@ -81,3 +84,11 @@ def test_evaluate_command(tiny_run, shared_data, capsys):
     code = main(["evaluate", "--paradigm", "classifier", "--model", str(tiny_run / "export"), "--data", str(data),
                  "--labels", "World,Sports"])
     assert code == 2 and "not among the given labels" in capsys.readouterr().err
+
+
+def test_empty_open_vocabulary_is_a_clear_error(shared_data, tmp_path, capsys):
+    args = ["train", str(CONFIG_DIR / "gliclass_tiny.yaml"), "--output-dir", str(tmp_path), "--set",
+            f"data.root={shared_data}", "--set", "data.vocab_labels=2", "--set", "data.vocab_min_df=1000",
+            "--set", "evaluate.embedding_baseline=false"]
+    assert main(args) != 0
+    assert "open vocabulary is empty" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 
 from rerank_rl.data_synthesis.classification import (
     read_ag_news, read_banking77, read_classification_file, read_emotion_dair, read_named, read_sst2,
-    read_yin2019_emotion, sample,
+    read_unlabeled, read_yin2019_emotion, sample,
 )
 from rerank_rl.data_synthesis.schema import classification_dataset
 from rerank_rl.rl.errors import UserError
@@ -82,3 +82,21 @@ def test_generic_files(tmp_path):
     with pytest.raises(UserError, match="'finance', which is not among the given labels"):
         read_classification_file(csv, ["sports", "business"])
     assert read_classification_file(csv)[0]["label_names"] == ["finance", "sports"]
+
+
+def test_unlabeled_corpora_and_files(shared_data, tmp_path):
+    dl19 = read_unlabeled("trec_dl:dl19", shared_data)
+    both = read_unlabeled("trec_dl", shared_data)
+    assert 3000 < len(dl19) <= 4300 and len(dl19) < len(both) <= 9600  # top-100 of 43 and 53 queries, deduplicated
+    assert len({row["text"] for row in both}) == len(both)
+    assert all(row["label_names"] == [] == row["gold_labels"] for row in both)
+    assert len(read_unlabeled("beir_scifact", shared_data)) == 5183
+    lines = tmp_path / "texts.txt"
+    lines.write_text("first text\n\nsecond text\n")
+    assert [row["text"] for row in read_unlabeled(str(lines), shared_data)] == ["first text", "second text"]
+    jsonl = tmp_path / "texts.jsonl"
+    jsonl.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"title": "no text"}) + "\n")
+    with pytest.raises(UserError, match=r"texts.jsonl:2: needs a non-empty 'text' field"):
+        read_unlabeled(str(jsonl), shared_data)
+    with pytest.raises(UserError, match="'imdb': neither a known corpus"):
+        read_unlabeled("imdb", shared_data)

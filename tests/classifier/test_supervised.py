@@ -1,5 +1,6 @@
 """Supervised losses and a short training run that must lower the loss."""
 
+import pytest
 import torch
 
 from rerank_rl.rl.paradigms.classifier.config import DataConfig, ModelConfig, SupervisedConfig
@@ -66,6 +67,24 @@ def test_open_vocabulary_labels_are_offered_without_a_target(toy_sets):
     logits = torch.zeros(batch.targets.shape, requires_grad=True)
     supervised_loss(logits, batch.targets, batch.known).backward()
     assert (logits.grad[~batch.known] == 0).all() and (logits.grad[batch.known] != 0).all()
+
+
+def test_unlabeled_texts_offer_only_vocabulary_labels(toy_sets):
+    from rerank_rl.rl.errors import UserError
+
+    sets = {**toy_sets, "unlabeled": [{"text": "the comet's tail", "label_names": [], "gold_labels": []}]}
+    vocabulary = ["kitchen", "weather", "guitar", "planet"]
+    data = DataConfig(max_labels=3, other_negatives=1, vocab_labels=1)
+    with pytest.raises(UserError, match="'unlabeled' has no labels: unlabeled texts need data.vocab_labels"):
+        LabelSetSampler(sets, data, seed=0)
+    sampler = LabelSetSampler(sets, data, seed=0, vocabulary=vocabulary)
+    drawn = [sampler.example() for _ in range(60)]
+    free = [(labels, gold, words) for text, labels, gold, words in drawn if text == "the comet's tail"]
+    assert 10 < len(free) < 35  # one set of three, drawn uniformly
+    for labels, gold, words in free:
+        assert not gold and len(labels) == 3 and set(labels) == words <= set(vocabulary)
+    # Labelled sets never borrow labels from the unlabeled one, and still get their own vocabulary label.
+    assert all(len(words) == 1 and len(gold) == 1 for _, _, gold, words in drawn if gold)
 
 
 def test_training_lowers_the_loss(tiny_encoder, toy_sets, tmp_path):

@@ -58,6 +58,10 @@ class DataConfig:
     vocab_labels: int = 0
     vocab_min_df: int = 3  # a word must occur in this many training texts ...
     vocab_max_df: float = 0.01  # ... and in at most this fraction of them (drops generic words)
+    # Unlabeled texts (`trec_dl`, `beir_scifact`, a .jsonl or one-text-per-line file), drawn as one more training
+    # set: each offers only open-vocabulary labels, so the teacher alone trains on them. Web and science passages
+    # bring topics that the labelled sets (sentiment, emotion, banking) lack. Needs vocab_labels > 0.
+    unlabeled: list[str] = field(default_factory=list)
 
     def validate(self):
         if not self.train:
@@ -68,6 +72,8 @@ class DataConfig:
             raise ValueError("other_negatives must be in [0, max_labels)")
         if self.vocab_labels < 0 or self.vocab_min_df < 1 or not 0 < self.vocab_max_df <= 1:
             raise ValueError("vocab_labels >= 0, vocab_min_df >= 1 and vocab_max_df in (0, 1]")
+        if self.unlabeled and not self.vocab_labels:
+            raise ValueError("unlabeled texts need vocab_labels > 0 (they offer open-vocabulary labels only)")
 
 
 @dataclass

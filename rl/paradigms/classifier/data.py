@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from rerank_rl.data_synthesis.classification import read_named, sample
+from rerank_rl.data_synthesis.classification import read_named, read_unlabeled, sample
 from rerank_rl.rl.errors import UserError
 
 from .config import DataConfig
@@ -26,6 +26,11 @@ def data_root(cfg: DataConfig) -> Path:
 def load_sets(specs: list[str], root: Path, per_set: int | None, seed: int) -> dict[str, list[dict]]:
     """{spec: seeded sample of its examples}, read through the classification readers."""
     return {spec: sample(read_named(spec, root), per_set, seed) for spec in specs}
+
+
+def load_unlabeled(specs: list[str], root: Path, per_set: int | None, seed: int) -> list[dict]:
+    """Seeded samples of each unlabeled corpus, pooled into one training set."""
+    return [row for spec in specs for row in sample(read_unlabeled(spec, root), per_set, seed)]
 
 
 def open_vocabulary(sets: dict[str, list[dict]], min_df: int, max_df: float) -> list[str]:
@@ -67,7 +72,8 @@ class LabelSetSampler:
     negatives from the other training sets' labels (so the model learns to reject labels of an unrelated task,
     as it must when a user offers arbitrary labels). Sets are drawn uniformly, so a large set does not dominate;
     with `balance_labels`, so are the gold labels within a set. With a `vocabulary`, each example also offers
-    `cfg.vocab_labels` of its words, whose targets are unknown (`Batch.known` is False there).
+    `cfg.vocab_labels` of its words, whose targets are unknown (`Batch.known` is False there). A set of unlabeled
+    texts (empty label lists) offers `cfg.max_labels` vocabulary words and nothing else.
     """
 
     def __init__(self, sets: dict[str, list[dict]], cfg: DataConfig, seed: int, vocabulary: list[str] = ()):
@@ -75,6 +81,9 @@ class LabelSetSampler:
         if not self.sets:
             raise UserError("no training examples: every training set is empty")
         self.own = {name: label_names(rows) for name, rows in self.sets.items()}
+        unlabeled = [name for name, labels in self.own.items() if not labels]
+        if unlabeled and not (vocabulary and cfg.vocab_labels):
+            raise UserError(f"training set {unlabeled[0]!r} has no labels: unlabeled texts need data.vocab_labels")
         self.others = {name: self._others(name) for name in self.sets}  # fixed per set: built once, not per draw
         # With balance_labels: per set, (label, its texts) pairs in a fixed order to draw from.
         self.by_gold = {name: self._by_gold(rows) for name, rows in self.sets.items()} if cfg.balance_labels else {}
@@ -98,8 +107,11 @@ class LabelSetSampler:
     def example(self) -> tuple[str, list[str], set[str], set[str]]:
         """(text, offered labels, gold labels, open-vocabulary labels)."""
         name = self.rng.choice(sorted(self.sets))
-        pool = self.rng.choice(self.by_gold[name]) if self.cfg.balance_labels else self.sets[name]
+        pool = self.rng.choice(self.by_gold[name]) if self.by_gold.get(name) else self.sets[name]
         row = self.rng.choice(pool)
+        if not row["label_names"]:  # an unlabeled text: the teacher alone scores its (vocabulary) labels
+            words = self.rng.sample(self.vocabulary, min(self.cfg.max_labels, len(self.vocabulary)))
+            return row["text"], words, set(), set(words)
         gold = list(dict.fromkeys(row["gold_labels"]))
         others = self.rng.sample(self.others[name], min(self.cfg.other_negatives, len(self.others[name])))
         room = max(0, self.cfg.max_labels - len(gold) - len(others))

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.pipeline import RunState
 
 from .config import ClassifierRecipe
-from .data import LabelSetSampler, data_root, label_names, load_sets, open_vocabulary
+from .data import LabelSetSampler, data_root, label_names, load_sets, load_unlabeled, open_vocabulary
 from .evaluate import embedding_baseline, evaluate_model
 from .export import export_model
 from .model import build_model, load_model
@@ -70,10 +71,17 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
     def supervised(interrupted: bool):
         model, tokenizer = build_model(config.model, config.seed)
         data = config.data
-        vocabulary = open_vocabulary(train_sets, data.vocab_min_df, data.vocab_max_df) if data.vocab_labels else []
+        sets = dict(train_sets)
+        if data.unlabeled:  # one more set, drawn as often as each labelled one
+            sets["unlabeled"] = load_unlabeled(data.unlabeled, root, data.train_per_set, config.seed)
+        vocabulary = open_vocabulary(sets, data.vocab_min_df, data.vocab_max_df) if data.vocab_labels else []
+        if data.vocab_labels and not vocabulary:
+            raise UserError(f"open vocabulary is empty: no word of the training texts is in at least "
+                            f"data.vocab_min_df={data.vocab_min_df} texts and at most data.vocab_max_df="
+                            f"{data.vocab_max_df} of them")
         if data.vocab_labels:
-            log(f"open vocabulary: {len(vocabulary)} words from the training texts, {data.vocab_labels} per example")
-        sampler = LabelSetSampler(train_sets, data, config.seed, vocabulary)
+            log(f"open vocabulary: {len(vocabulary)} words of the training texts, {data.vocab_labels} per example")
+        sampler = LabelSetSampler(sets, data, config.seed, vocabulary)
         sup = config.supervised
         teacher = SimilarityTeacher(config.model.encoder, sup.distill_temperature) if sup.distill_weight else None
         _, summary = train_supervised(model, tokenizer, sampler, sup, max_length, run_dir / "supervised",
