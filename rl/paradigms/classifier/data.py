@@ -35,7 +35,7 @@ def load_unlabeled(specs: list[str], root: Path, per_set: int | None, seed: int)
 
 def open_vocabulary(sets: dict[str, list[dict]], min_df: int, max_df: float) -> list[str]:
     """Content words of the training texts (no stop words, no training label names), in sorted order: names the
-    teacher can score against any text, none of which is a gold label."""
+    teacher can score against any text, none of which is a training label name."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     texts = [row["text"] for rows in sets.values() for row in rows]
