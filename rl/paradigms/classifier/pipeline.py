@@ -74,12 +74,13 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
         sets = dict(train_sets)
         if data.unlabeled:  # one more set, drawn as often as each labelled one
             sets["unlabeled"] = load_unlabeled(data.unlabeled, root, data.train_per_set, config.seed)
-        vocabulary = open_vocabulary(sets, data.vocab_min_df, data.vocab_max_df) if data.vocab_labels else []
-        if data.vocab_labels and not vocabulary:
-            raise UserError(f"open vocabulary is empty: no word of the training texts is in at least "
-                            f"data.vocab_min_df={data.vocab_min_df} texts and at most data.vocab_max_df="
-                            f"{data.vocab_max_df} of them")
+        vocabulary = []
         if data.vocab_labels:
+            vocabulary = open_vocabulary(sets, data.vocab_min_df, data.vocab_max_df)
+            if not vocabulary:
+                raise UserError(f"open vocabulary is empty: no word of the training texts is in at least "
+                                f"data.vocab_min_df={data.vocab_min_df} texts and at most data.vocab_max_df="
+                                f"{data.vocab_max_df} of them")
             log(f"open vocabulary: {len(vocabulary)} words of the training texts, {data.vocab_labels} per example")
         sampler = LabelSetSampler(sets, data, config.seed, vocabulary)
         sup = config.supervised
