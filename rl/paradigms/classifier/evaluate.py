@@ -37,15 +37,22 @@ def gold_matrix(rows: list[dict], labels: list[str]) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_probs(model, tokenizer, texts: list[str], labels: list[str], batch_size: int = 32,
-                  max_length: int = 160) -> np.ndarray:
-    """(N, K) sigmoid scores of each label for each text."""
+def predict_logits(model, tokenizer, texts: list[str], labels: list[str], batch_size: int = 32,
+                   max_length: int = 160) -> np.ndarray:
+    """(N, K) logits of each label for each text."""
     model.eval()
     out = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
-        out.append(torch.sigmoid(score(model, tokenizer, chunk, [labels] * len(chunk), max_length).logits).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(labels)))
+        out.append(score(model, tokenizer, chunk, [labels] * len(chunk), max_length).logits.numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(labels)), dtype=np.float32)
+
+
+def predict_probs(model, tokenizer, texts: list[str], labels: list[str], batch_size: int = 32,
+                  max_length: int = 160) -> np.ndarray:
+    """(N, K) sigmoid scores of each label for each text."""
+    logits = predict_logits(model, tokenizer, texts, labels, batch_size, max_length)
+    return torch.sigmoid(torch.from_numpy(logits)).numpy()
 
 
 def decide(scores: np.ndarray, classification_type: str = "single-label", threshold: float = 0.5) -> np.ndarray:
