@@ -35,8 +35,20 @@ def test_read_named_and_sample(shared_data):
     assert len(rows) == 3080
     picked = sample(rows, 5, seed=3)
     assert len(picked) == 5 and picked == sample(rows, 5, seed=3)
-    with pytest.raises(UserError, match="unknown classification set 'imdb'"):
+    with pytest.raises(UserError, match="unknown classification set 'imdb': neither a known set .* nor a file"):
         read_named("imdb", shared_data)
+
+
+def test_read_named_takes_a_users_file(tmp_path):
+    own = tmp_path / "topics.jsonl"
+    own.write_text('{"text": "the striker scored twice", "label": "football"}\n'
+                   '{"text": "rates rose again", "labels": ["economy", "banking"]}\n')
+    rows = read_named(str(own), tmp_path / "no-data-root")
+    assert [r["gold_labels"] for r in rows] == [["football"], ["economy", "banking"]]
+    assert rows[0]["label_names"] == ["banking", "economy", "football"]
+    own.write_text('{"text": "no label here"}\n')
+    with pytest.raises(UserError, match=r"topics.jsonl:1: needs a text and a gold label"):
+        read_named(str(own), tmp_path)
 
 
 def test_malformed_lines_name_file_and_line(tmp_path):

@@ -42,6 +42,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     root: str | None = None  # folder holding the sets; default ../shared/data beside the repository
+    # Named sets (`banking77:train`) or classification files (JSONL with `text` and `label`/`labels`, CSV, TSV).
     train: list[str] = field(default_factory=lambda: ["emotion_dair:train", "banking77:train", "sst2:train"])
     eval: list[str] = field(default_factory=lambda: ["ag_news:test", "yin2019_emotion:test"])
     train_per_set: int | None = 3000  # examples drawn from each training set (None: all)
