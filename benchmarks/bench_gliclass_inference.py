@@ -36,8 +36,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    import numpy as np
     import torch
+    from scipy.special import log_softmax
     from sentence_transformers import SentenceTransformer
 
     from rerank_rl.rl.config import load_recipe
@@ -59,10 +59,6 @@ def main() -> int:
 
     def embed(texts):
         return encoder.encode(texts, batch_size=64, normalize_embeddings=True)
-
-    def log_softmax(x):
-        x = x - x.max(1, keepdims=True)
-        return x - np.log(np.exp(x).sum(1, keepdims=True))
 
     references = embed(reference)
     table: dict[str, dict[str, float]] = {}
@@ -86,7 +82,7 @@ def main() -> int:
         }
         temperature = config.supervised.distill_temperature  # the teacher's temperature in distillation
         for w in ENSEMBLE_WEIGHTS:
-            mixed = w * log_softmax(student) + (1 - w) * log_softmax(teacher / temperature)
+            mixed = w * log_softmax(student, axis=1) + (1 - w) * log_softmax(teacher / temperature, axis=1)
             scores[f"classifier + teacher, w={w}"] = mixed
         for row, values in scores.items():
             metrics = classification_metrics(decide(values, "single-label"), gold, labels)

@@ -145,8 +145,9 @@ def read_named(spec: str, root: str | Path) -> list[Example]:
     """`name` or `name:split` of a set under `root` (e.g. `banking77:test`), read with that set's reader; or a
     classification file of the user's own (JSONL, CSV or TSV; see `read_classification_file`), whose label set is
     every gold label it names."""
-    if Path(spec).expanduser().is_file():
-        return read_classification_file(Path(spec).expanduser())
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return read_classification_file(path)
     name, _, split = spec.partition(":")
     if name not in READERS:
         raise UserError(f"unknown classification set {name!r}: neither a known set ({', '.join(sorted(READERS))}) "
