@@ -42,7 +42,7 @@ def main() -> int:
 
     from rerank_rl.rl.config import load_recipe
     from rerank_rl.rl.models import resolve_model
-    from rerank_rl.rl.paradigms.classifier.data import data_root, load_sets, load_unlabeled
+    from rerank_rl.rl.paradigms.classifier.data import data_root, load_eval_sets, load_unlabeled
     from rerank_rl.rl.paradigms.classifier.evaluate import (
         classification_metrics, decide, gold_matrix, predict_logits, shared_labels,
     )
@@ -51,7 +51,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     config = load_recipe(args.config, args.overrides)
     root = data_root(config.data)
-    eval_sets = load_sets(config.data.eval, root, config.data.eval_examples, config.seed + 1)  # as the recipe draws it
+    eval_sets = load_eval_sets(config.data, root, config.seed)  # the run's own evaluation sample
     reference = [row["text"] for row in load_unlabeled(args.reference, root, args.reference_per_set, config.seed)]
     encoder = SentenceTransformer(resolve_model(config.model.encoder), device="cpu")
     model, tokenizer = load_model(args.model)

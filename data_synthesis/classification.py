@@ -153,10 +153,14 @@ def read_named(spec: str, root: str | Path) -> list[Example]:
         raise UserError(f"unknown classification set {name!r}: neither a known set ({', '.join(sorted(READERS))}) "
                         "nor a file")
     reader, default_split = READERS[name]
+    return reader(_data_folder(root, name), split or default_split)
+
+
+def _data_folder(root: str | Path, name: str) -> Path:
     folder = Path(root) / name
     if not folder.is_dir():
         raise UserError(f"{folder}: no such data folder (data root {root})")
-    return reader(folder, split or default_split)
+    return folder
 
 
 def read_classification_file(path: str | Path, labels: list[str] | None = None) -> list[Example]:
@@ -251,10 +255,7 @@ def read_unlabeled(spec: str, root: str | Path) -> list[Example]:
     `trec_dl:dl19`, `beir_scifact`, ...), a JSONL file with a `text` field, or a text file with one text per line."""
     name, _, split = spec.partition(":")
     if name in UNLABELED:
-        folder = Path(root) / name
-        if not folder.is_dir():
-            raise UserError(f"{folder}: no such data folder (data root {root})")
-        texts = UNLABELED[name](folder, split)
+        texts = UNLABELED[name](_data_folder(root, name), split)
     else:
         path = Path(spec).expanduser()
         if not path.is_file():

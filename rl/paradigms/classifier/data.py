@@ -28,6 +28,11 @@ def load_sets(specs: list[str], root: Path, per_set: int | None, seed: int) -> d
     return {spec: sample(read_named(spec, root), per_set, seed) for spec in specs}
 
 
+def load_eval_sets(cfg: DataConfig, root: Path, seed: int) -> dict[str, list[dict]]:
+    """The evaluation sample of a run with `seed`: drawn with seed + 1, apart from the training sample."""
+    return load_sets(cfg.eval, root, cfg.eval_examples, seed + 1)
+
+
 def load_unlabeled(specs: list[str], root: Path, per_set: int | None, seed: int) -> list[dict]:
     """Seeded samples of each unlabeled corpus, pooled into one training set."""
     return [row for spec in specs for row in sample(read_unlabeled(spec, root), per_set, seed)]

@@ -20,7 +20,9 @@ from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.pipeline import RunState
 
 from .config import ClassifierRecipe
-from .data import LabelSetSampler, data_root, label_names, load_sets, load_unlabeled, open_vocabulary
+from .data import (
+    LabelSetSampler, data_root, label_names, load_eval_sets, load_sets, load_unlabeled, open_vocabulary,
+)
 from .evaluate import embedding_baseline, evaluate_model
 from .export import export_model
 from .model import build_model, load_model
@@ -45,7 +47,7 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
     state = RunState(run_dir)
     root = data_root(config.data)
     train_sets = load_sets(config.data.train, root, config.data.train_per_set, config.seed)
-    eval_sets = load_sets(config.data.eval, root, config.data.eval_examples, config.seed + 1)
+    eval_sets = load_eval_sets(config.data, root, config.seed)
     seen = {label.casefold() for rows in train_sets.values() for label in label_names(rows)}
     ev = config.evaluate
     max_length = config.model.max_length
