@@ -6,8 +6,10 @@ Each query asks for one attribute of one invented entity ("what is the melting p
   grade 1  describes the same entity, but another attribute (shares the entity name with the query);
   grade 0  gives the same attribute of another entity (shares the attribute words: a lexical hard negative),
            or is about something else entirely.
-Entity names are invented, so a model cannot know the answers: judging needs reading the passage. First-stage
-scores are a noisy word-overlap score, which ranks the hard negatives high, as a lexical retriever would.
+Entity names are invented, so a model cannot know the answers: judging needs reading the passage. They are proper
+names, spelled alike (capitalised) in queries and passages: a model cannot know that "varnox" and "Varnox" name the
+same invented thing, as it knows it of "titanium" and "Titanium", so two spellings would test a guess, not reading.
+First-stage scores are a noisy word-overlap score, which ranks the hard negatives high, as a lexical retriever would.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _entities(rng: random.Random, count: int) -> list[str]:
     names: set[str] = set()
     while len(names) < count:
         names.add("".join(rng.sample(_SYLLABLES, 2)) + rng.choice(["ium", "ite", "on", "ar"]))
-    return sorted(names)
+    return [name.capitalize() for name in sorted(names)]
 
 
 def _overlap_score(query: str, text: str, rng: random.Random) -> float:
@@ -73,15 +75,15 @@ def generate_examples(num_queries: int, candidates: int = 10, seed: int = 0, pre
         entity, attr = rng.choice(entities), rng.randrange(len(ATTRIBUTES))
         question, answer, vague = ATTRIBUTES[attr]
         query = question.format(e=entity) + "?"
-        docs = [(answer.format(e=entity.capitalize(), v=facts[entity, attr]), 3)]
+        docs = [(answer.format(e=entity, v=facts[entity, attr]), 3)]
         if rng.random() < 0.6:
             docs.append((vague.format(e=entity), 2))
         others = [a for a in range(len(ATTRIBUTES)) if a != attr]
         for a in rng.sample(others, 2):
-            docs.append((ATTRIBUTES[a][1].format(e=entity.capitalize(), v=facts[entity, a]), 1))
+            docs.append((ATTRIBUTES[a][1].format(e=entity, v=facts[entity, a]), 1))
         rivals = [e for e in entities if e != entity]
         for rival in rng.sample(rivals, max(0, min(len(rivals), candidates - 1 - len(docs)))):
-            docs.append((answer.format(e=rival.capitalize(), v=facts[rival, attr]), 0))
+            docs.append((answer.format(e=rival, v=facts[rival, attr]), 0))
         docs.append((rng.choice(OFF_TOPIC), 0))
         docs = docs[:candidates]
         scored = sorted(((round(_overlap_score(query, t, rng), 3), t, g) for t, g in docs), key=lambda x: -x[0])

@@ -19,10 +19,13 @@ class SourcesConfig:
 
     kind `scifact`: the ../shared/data SciFact folder (`split` train = 809 train claims, test = 300 BEIR claims);
     kind `beir`: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv);
-    kind `trec`: `topics` TSV + `qrels` + `corpus` (BEIR corpus.jsonl or a `docid<TAB>text` TSV).
+    kind `trec`: `topics` TSV + `qrels` + `corpus` (BEIR corpus.jsonl or a `docid<TAB>text` TSV);
+    kind `rank_llm`: a rank_llm `retrieve_results` JSON at `path` (e.g. TREC DL BM25 top-100 with passage texts),
+    optional `qrels`. Its candidate lists are the first stage (pools are drawn from them, no retrieval); the corpus
+    is the passages the file holds (what synthetic queries are drawn from). Unjudged files need judged_only: false.
     """
 
-    kind: Literal["scifact", "beir", "trec"] = "scifact"
+    kind: Literal["scifact", "beir", "trec", "rank_llm"] = "scifact"
     path: str = "../shared/data/beir_scifact"
     split: str = "train"
     topics: str = ""
@@ -30,11 +33,12 @@ class SourcesConfig:
     corpus: str = ""
     max_queries: int = 0  # 0 = every judged query; otherwise a seeded sample of this many
     judged_only: bool = True  # drop queries without judgments (gold agreement needs them)
+    qid_prefix: str = ""  # prepended to this source's query ids (for sources whose ids would collide)
 
     def validate(self) -> None:
         if self.kind == "trec" and not (self.topics and self.corpus):
             raise ValueError("sources: kind 'trec' needs 'topics' and 'corpus'")
-        if self.kind in ("scifact", "beir") and not self.path:
+        if self.kind in ("scifact", "beir", "rank_llm") and not self.path:
             raise ValueError(f"sources: kind {self.kind!r} needs 'path'")
 
 
@@ -115,13 +119,43 @@ class TeacherConfig:
 
 
 @dataclass
+class EncoderLabelsConfig:
+    """The encoder teacher (`labels.teacher: encoder`, see data_synthesis/encoder_labels.py): the cosine of query and
+    passage under a sentence-transformers bi-encoder and the first-stage score, each z-scored within the pool, fused
+    as weight * z(cosine) + (1 - weight) * z(first_stage). weight 1 = the encoder alone, 0 = the first stage alone.
+    Embeddings are cached by text in <teacher.cache_dir>/embeddings.sqlite while `teacher.cache` is on."""
+
+    model: str = "minilm"  # 'minilm' (the shipped all-MiniLM-L6-v2), a local folder, or a hub id in the HF cache
+    weight: float = 0.7
+    batch_size: int = 64
+    max_seq_length: int = 256
+    query_prefix: str = ""  # prepended before encoding, for encoders trained with them (e5: "query: ")
+    passage_prefix: str = ""
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ValueError("model must name an encoder ('minilm', a local folder or a hub id)")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"weight must lie in [0, 1] (the encoder's share of the fusion), got {self.weight}")
+        if self.batch_size < 1 or self.max_seq_length < 8:
+            raise ValueError("batch_size must be >= 1 and max_seq_length >= 8")
+
+
+@dataclass
 class LabelsConfig:
     """Teacher labels: pointwise grades (0-10, `pointwise_samples` samples, the one closest to their mean kept)
     and a listwise permutation (sliding windows), fused as S(d) = -beta*ln Lp(d) - (1-beta)*ln Ll(d) with L the
     1-based rank positions. Grades come from the geometric-mean rank G = exp(-S) = Lp^beta * Ll^(1-beta):
-    grade = number of `rank_cuts` c with G <= c (cuts [2, 5, 15] -> G<=2: 3, G<=5: 2, G<=15: 1, else 0)."""
+    grade = number of `rank_cuts` c with G <= c (cuts [2, 5, 15] -> G<=2: 3, G<=5: 2, G<=15: 1, else 0).
+
+    `teacher: encoder` labels with the bi-encoder of `labels.encoder` instead (no LLM calls): grades are the same
+    rank cuts applied to its fused score's rank, `target` merges them with the qrels the same way, and a 0-10
+    `teacher_scores` column is added (data_synthesis/encoder_labels.py). The pointwise_*, listwise_*, beta,
+    max_docs and max_chars keys belong to the LLM teacher only."""
 
     enabled: bool = True
+    teacher: Literal["llm", "encoder"] = "llm"  # llm = the `teacher:` model; encoder = `labels.encoder`
+    encoder: EncoderLabelsConfig = field(default_factory=EncoderLabelsConfig)
     pointwise: bool = True
     pointwise_samples: int = 3
     pointwise_temperature: float = 0.7
@@ -142,7 +176,7 @@ class LabelsConfig:
     def validate(self) -> None:
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError("labels: beta must lie in [0, 1]")
-        if self.enabled and not (self.pointwise or self.listwise):
+        if self.enabled and self.teacher == "llm" and not (self.pointwise or self.listwise):
             raise ValueError("labels: enable pointwise, listwise or both")
         if self.pointwise_samples < 1:
             raise ValueError("labels: pointwise_samples must be >= 1")
@@ -200,6 +234,9 @@ class SynthesisConfig:
 
     seed: int = 0
     sources: SourcesConfig = field(default_factory=SourcesConfig)
+    # further sources, each read, pooled and labelled like `sources` (same pools/labels/queries settings); their
+    # pools are written together, so query ids must not repeat across sources
+    extra_sources: list[SourcesConfig] = field(default_factory=list)
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)

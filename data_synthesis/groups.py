@@ -1,38 +1,64 @@
 """Multi-scale group sampling: cut candidate pools into training groups of varying size (GroupRank samples
-sub-lists of 5..20 from a ~50-document pool), so the model learns to score groups of any size it will meet."""
+sub-lists of 5..20 from a ~50-document pool), so the model learns to score groups of any size it will meet.
+
+What a group holds decides what training can teach. Pools are mostly irrelevant passages (two thirds of the DL21
+top-30 are grade 0), so plain random subsets teach the majority answer. Here each group is built around an
+*anchor*, a passage graded above the pool's lowest grade, chosen uniformly among those (not always the best: then
+a grade-1 passage is sometimes the best of its group, and "exactly one top score per group" is not a rule the
+model can learn instead of reading). A share of groups (`1 - mixed_fraction`) is drawn without an anchor, so the
+model also meets groups with nothing relevant in them, as evaluation windows do.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
+# Per-passage columns carried from a pool into its groups when present (teacher_scores: synthesis teachers).
+ALIGNED = ("doc_ids", "doc_texts", "first_stage_scores", "labels", "teacher_scores")
+
 
 def sample_groups(examples: Sequence[dict], sizes: Sequence[int], groups_per_query: int, seed: int = 0,
-                  require_relevant: bool = True) -> list[dict]:
-    """Groups as ranking examples. Each group is a shuffled subset of one query's candidates; with
-    `require_relevant` it holds the query's best-graded candidate, so every group has something to find.
+                  mixed_fraction: float = 1.0) -> list[dict]:
+    """Groups as ranking examples. Each group is a shuffled subset of one query's candidates; with probability
+    `mixed_fraction` it holds an anchor (a candidate above the pool's lowest grade, when the pool has one).
     The group keeps its source query in `source_qid` and gets a unique `qid` (`<qid>#<k>`)."""
+    if not 0.0 <= mixed_fraction <= 1.0:
+        raise ValueError(f"mixed_fraction must be within [0, 1], got {mixed_fraction}")
     rng = random.Random(seed)
     groups = []
     for ex in examples:
         n = len(ex["doc_ids"])
         if n < 2:
             continue
-        best = max(range(n), key=lambda i: ex["labels"][i])
+        lowest = min(ex["labels"])
+        above = [i for i in range(n) if ex["labels"][i] > lowest]
         for k in range(groups_per_query):
             size = min(rng.choice(list(sizes)), n)
-            pool = [i for i in range(n) if not (require_relevant and i == best)]
-            members = rng.sample(pool, size - 1 if require_relevant else size)
-            if require_relevant:
-                members.append(best)
-            rng.shuffle(members)
-            groups.append({
-                "qid": f"{ex['qid']}#{k}",
-                "source_qid": ex["qid"],
-                "query": ex["query"],
-                "doc_ids": [ex["doc_ids"][i] for i in members],
-                "doc_texts": [ex["doc_texts"][i] for i in members],
-                "first_stage_scores": [float(ex["first_stage_scores"][i]) for i in members],
-                "labels": [int(ex["labels"][i]) for i in members],
-            })
+            if above and rng.random() < mixed_fraction:
+                anchor = rng.choice(above)
+                members = rng.sample([i for i in range(n) if i != anchor], size - 1) + [anchor]
+                rng.shuffle(members)
+            else:
+                members = rng.sample(range(n), size)
+            group = {"qid": f"{ex['qid']}#{k}", "source_qid": ex["qid"], "query": ex["query"]}
+            for key in ALIGNED:
+                if key in ex and ex[key] is not None:
+                    group[key] = [ex[key][i] for i in members]
+            group["first_stage_scores"] = [float(s) for s in group["first_stage_scores"]]
+            group["labels"] = [int(g) for g in group["labels"]]
+            groups.append(group)
     return groups
+
+
+def grade_mix(groups: Sequence[dict]) -> dict:
+    """How grades are spread over sampled groups: passages per grade, and the share of groups whose passages
+    all share one grade (those teach no ordering)."""
+    counts: dict[str, int] = {}
+    flat = 0
+    for g in groups:
+        for label in g["labels"]:
+            counts[str(label)] = counts.get(str(label), 0) + 1
+        flat += len(set(g["labels"])) == 1
+    return {"passages_per_grade": dict(sorted(counts.items())), "single_grade_groups": flat,
+            "groups": len(groups)}

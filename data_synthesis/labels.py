@@ -134,6 +134,23 @@ def _scaled_gold(grade: int, max_gold: int, top: int) -> int:
     return 0 if grade <= 0 else max(1, round(grade * top / max(1, max_gold)))
 
 
+def max_grade(qrels: dict[str, dict[str, int]]) -> int:
+    """The highest judged grade of a source (1 when it has none): what `merge` rescales to the top grade."""
+    return max((r for judged in qrels.values() for r in judged.values()), default=1)
+
+
+def final_labels(target: str, doc_ids: Sequence[str], gold: Sequence[int], teacher: Sequence[int | None],
+                 judged: dict[str, int], max_gold: int, top: int) -> list[int]:
+    """`labels` per LabelsConfig.target: gold = the pool's qrels grades; teacher = the teacher's grades (None -> 0);
+    merge = a judged document keeps its qrels grade rescaled to 0..top (a positive stays >= 1), the others get the
+    teacher's grade."""
+    if target == "gold":
+        return list(gold)
+    if target == "teacher":
+        return [t or 0 for t in teacher]
+    return [_scaled_gold(judged[d], max_gold, top) if d in judged else (t or 0) for d, t in zip(doc_ids, teacher)]
+
+
 def label_pools(examples: list[dict], qrels: dict[str, dict[str, int]], client: TeacherClient, cfg) -> dict:
     """Add teacher columns to each example and set `labels` per `cfg.target`; returns label statistics.
 
@@ -143,7 +160,7 @@ def label_pools(examples: list[dict], qrels: dict[str, dict[str, int]], client: 
     points = _pointwise(examples, sizes, client, cfg) if cfg.pointwise else [None] * len(examples)
     orders, failed_windows = _listwise(examples, sizes, client, cfg) if cfg.listwise else ([None] * len(examples), 0)
     top = len(cfg.rank_cuts)
-    max_gold = max((r for judged in qrels.values() for r in judged.values()), default=1)
+    max_gold = max_grade(qrels)
     no_teacher = 0
     for ex, n, point, order in zip(examples, sizes, points, orders):
         total = len(ex["doc_ids"])
@@ -159,15 +176,9 @@ def label_pools(examples: list[dict], qrels: dict[str, dict[str, int]], client: 
                 below = cfg.pointwise_floor and point is not None and (point[d] or 0) < cfg.pointwise_floor
                 teacher[d] = 0 if below else grade
             teacher[n:] = [0] * (total - n)  # beyond max_docs: not shown to the teacher, counted irrelevant
-        judged = qrels.get(ex["qid"], {})
         gold = list(ex["labels"])
-        if cfg.target == "gold" or fused is None:
-            labels = gold
-        elif cfg.target == "teacher":
-            labels = [t or 0 for t in teacher]
-        else:
-            labels = [_scaled_gold(judged[d], max_gold, top) if d in judged else (teacher[i] or 0)
-                      for i, d in enumerate(ex["doc_ids"])]
+        labels = gold if fused is None else final_labels(cfg.target, ex["doc_ids"], gold, teacher,
+                                                         qrels.get(ex["qid"], {}), max_gold, top)
         pad = [None] * (total - n)
         ex.update(gold_labels=gold, teacher_labels=teacher, labels=labels,
                   pointwise_scores=(list(point) + pad) if point is not None else [None] * total,

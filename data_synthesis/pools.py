@@ -49,18 +49,30 @@ def _corpus_key(encoder: str, max_seq_length: int, doc_ids: list[str], texts: li
     return h.hexdigest()[:24]
 
 
+def load_encoder(path: str, max_seq_length: int):
+    """A sentence-transformers encoder on CPU from a resolved model path (rl.models.resolve_model)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device="cpu")
+    model.max_seq_length = max_seq_length
+    return model
+
+
+def encode_texts(model, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text."""
+    return np.asarray(model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+
+
 class DenseIndex:
     """Cosine similarity over normalised sentence-transformers embeddings (exact search; fine up to ~1M docs)."""
 
     def __init__(self, corpus: dict[str, str], encoder: str = "minilm", batch_size: int = 64,
                  max_seq_length: int = 256, cache_dir: str | Path | None = None):
-        from sentence_transformers import SentenceTransformer
-
         from rerank_rl.rl.models import resolve_model
 
         path = resolve_model(encoder)
-        self.model = SentenceTransformer(path, device="cpu")
-        self.model.max_seq_length = max_seq_length
+        self.model = load_encoder(path, max_seq_length)
         self.batch_size = batch_size
         self.doc_ids = list(corpus)
         texts = [corpus[d] for d in self.doc_ids]
@@ -78,8 +90,7 @@ class DenseIndex:
                 tmp.rename(cached)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                            convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        return encode_texts(self.model, texts, self.batch_size)
 
     def search(self, queries: Sequence[str], k: int) -> list[Hits]:
         k = min(k, len(self.doc_ids))

@@ -49,8 +49,10 @@ def sample_across_clusters(embeddings: np.ndarray, clusters: int, total: int, se
 
 
 def generate_queries(corpus: dict[str, str], doc_ids: list[str], embeddings: np.ndarray, retriever,
-                     examples: list[tuple[str, str]], client: TeacherClient, cfg, seed: int = 0):
-    """Returns (queries, qrels, rows, stats): kept synthetic queries with pseudo-qrels, one row per attempt."""
+                     examples: list[tuple[str, str]], client: TeacherClient, cfg, seed: int = 0,
+                     qid_prefix: str = ""):
+    """Returns (queries, qrels, rows, stats): kept synthetic queries with pseudo-qrels, one row per attempt.
+    Query ids are `<qid_prefix>syn<seed>-<attempt>`."""
     picked = sample_across_clusters(embeddings, cfg.clusters, cfg.num_queries, seed)
     rng = random.Random(seed)
     shots = rng.sample(examples, min(cfg.few_shot, len(examples)))
@@ -67,7 +69,7 @@ def generate_queries(corpus: dict[str, str], doc_ids: list[str], embeddings: np.
     version = prompts.PROMPT_VERSION
     for j, ((i, cluster), outcome) in enumerate(zip(picked, outcomes)):
         kept = rank_of.get(j, -1) > 0
-        qid = f"syn{seed}-{j}"
+        qid = f"{qid_prefix}syn{seed}-{j}"
         if kept:
             queries[qid] = outcome.value
             qrels[qid] = {doc_ids[i]: 1}

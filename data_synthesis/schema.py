@@ -7,6 +7,9 @@ Ranking example (one query with its candidate list):
     doc_texts           list[str]    aligned with doc_ids
     first_stage_scores  list[float]  aligned with doc_ids (higher is better)
     labels              list[int]    graded gold relevance aligned with doc_ids; 0 for unjudged
+  optional:
+    teacher_scores      list[float]  a teacher's 0-10 score per candidate, aligned with doc_ids (the encoder
+                                     teacher writes it; data_synthesis/encoder_labels.py says how it is spread)
 
 Classification example:
     text                str
@@ -31,6 +34,9 @@ RANKING_FEATURES = Features(
     }
 )
 
+TEACHER_SCORES_FEATURE = {"teacher_scores": Sequence(Value("float32"))}
+RANKING_WITH_TEACHER_FEATURES = Features({**RANKING_FEATURES, **TEACHER_SCORES_FEATURE})
+
 CLASSIFICATION_FEATURES = Features(
     {
         "text": Value("string"),
@@ -48,7 +54,7 @@ def check_ranking_example(example: dict, where: str = "example") -> None:
     if missing:
         raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
     n = len(example["doc_ids"])
-    for key in _RANKING_LISTS[1:]:
+    for key in (*_RANKING_LISTS[1:], *(k for k in TEACHER_SCORES_FEATURE if example.get(k) is not None)):
         if len(example[key]) != n:
             raise ValueError(f"{where}: '{key}' has {len(example[key])} entries but 'doc_ids' has {n}")
     if len(set(example["doc_ids"])) != n:
@@ -58,12 +64,15 @@ def check_ranking_example(example: dict, where: str = "example") -> None:
 
 
 def ranking_dataset(examples: Iterable[dict]) -> Dataset:
-    """Validate ranking examples and pack them into a Dataset with RANKING_FEATURES."""
+    """Validate ranking examples and pack them into a Dataset with RANKING_FEATURES, plus `teacher_scores` when
+    every example has them (a mix of scored and unscored examples keeps the base columns only)."""
     rows = list(examples)
     for i, row in enumerate(rows):
         check_ranking_example(row, where=f"example {i} (qid {row.get('qid')!r})")
-    columns = {key: [row[key] for row in rows] for key in RANKING_FEATURES}
-    return Dataset.from_dict(columns, features=RANKING_FEATURES)
+    scored = bool(rows) and all(row.get("teacher_scores") is not None for row in rows)
+    features = RANKING_WITH_TEACHER_FEATURES if scored else RANKING_FEATURES
+    columns = {key: [row[key] for row in rows] for key in features}
+    return Dataset.from_dict(columns, features=features)
 
 
 def classification_dataset(examples: Iterable[dict]) -> Dataset:

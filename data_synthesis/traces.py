@@ -29,7 +29,7 @@ def trace_ndcg(scores: dict[int, float], labels: list[int], k: int = 10) -> floa
 
 def make_traces(examples: list[dict], client: TeacherClient, cfg, seed: int = 0) -> tuple[list[dict], dict]:
     """All traces (with `kept`), and statistics. Keep rows with `kept` for the SFT dataset."""
-    groups = sample_groups(examples, cfg.group_sizes, cfg.groups_per_query, seed=seed, require_relevant=True)
+    groups = sample_groups(examples, cfg.group_sizes, cfg.groups_per_query, seed=seed)
     usable = [g for g in groups if max(g["labels"], default=0) > 0]
     version = prompts.trace_prompt_version()
     requests, checks, owners, messages = [], [], [], []

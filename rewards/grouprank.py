@@ -1,7 +1,7 @@
 """GroupRank's groupwise reward (the paper left the RL code unreleased; every open choice is an option here).
 
-    R = R_G                        when the tags are present and the answer holds a usable score object
-      = invalid_json_penalty (-0.1) when the tags are present but the scores do not parse
+    R = R_G                        when the tags are present and the answer holds a valid JSON score object
+      = invalid_json_penalty (-0.1) when the tags are present but the JSON is invalid (or scores no candidate)
       = no_tags_penalty (-0.5)      otherwise
     R_G = nDCG@k + gamma·Recall@recall_k + epsilon·(1 − JS(P‖Q))       (gamma 0.2, epsilon 0.1, k = recall_k = 10)
 
@@ -16,6 +16,11 @@ Choices the paper leaves open, with the defaults taken here:
   [1, N] are ignored; an answer with no in-range id counts as unparsable (-0.1), so `{}` earns nothing.
 * Equal predicted scores rank in prompt order (`ties="prompt"`; prompts are shuffled in training) or with the
   less relevant candidate first (`"pessimistic"`).
+* Valid JSON (`strict_json=True`, the default, as in the paper's reward): the answer's object (the last fenced
+  json block or last `{...}`) must decode as JSON after at most the spec's two repairs, `"[7]]"` -> `"[7]"` and a
+  missing closing `}`; anything else with tags (`Passage 1: 9 points`, `{[1]: 9}`, `{'[1]': 9}`) earns -0.1.
+  `strict_json=False` scores whatever the lenient inference parser recovers (single quotes, bare keys, trailing
+  commas, `id: score` pairs), which leaves -0.1 only for answers without any score.
 * Tags: the reasoning variant needs `<reason>…</reason><answer>…</answer>` (`tags=("reason", "answer")`);
   the answer-only variant (`grouprank_answer_only`) needs just `<answer>…</answer>`.
 
@@ -82,6 +87,7 @@ class GroupRank(Reward):
         tags: Sequence[str] = ("reason", "answer"),
         invalid_json_penalty: float = -0.1,
         no_tags_penalty: float = -0.5,
+        strict_json: bool = True,
         name: str = "grouprank",
     ):
         if distribution not in ("sum", "softmax"):
@@ -92,13 +98,14 @@ class GroupRank(Reward):
         self.relevant_at, self.distribution, self.temperature = relevant_at, distribution, temperature
         self.missing_score, self.ties, self.tags = float(missing_score), _check_ties(ties), tuple(tags)
         self.invalid_json_penalty, self.no_tags_penalty, self.name = invalid_json_penalty, no_tags_penalty, name
+        self.strict_json = bool(strict_json)
         self.low = min(invalid_json_penalty, no_tags_penalty, min(gamma, 0.0) + min(epsilon, 0.0))
         self.high = 1.0 + max(gamma, 0.0) + max(epsilon, 0.0)
 
     def compute(self, texts, columns):
         size = len(texts)
         batch = ListBatch.from_columns(columns, size, self.name)
-        parsed = [parse_scores(texts[row], self.tags) for row in batch.rows]
+        parsed = [parse_scores(texts[row], self.tags, self.strict_json) for row in batch.rows]
         predicted, scored = batch.score_matrix([p.value if p.ok else None for p in parsed], self.missing_score)
         order = batch.order_from_scores(predicted, self.ties)
         ndcg = batch.ndcg(order, self.k)

@@ -161,11 +161,14 @@ _REPAIRS = (
 )
 
 
-def _repair(candidate: str) -> str:
-    text = candidate.strip().rstrip("`").strip().replace("'", '"')
-    for pattern, replacement in _REPAIRS:
-        text = pattern.sub(replacement, text)
-    text = re.sub(r",\s*$", "", text)
+def _repair(candidate: str, strict: bool = False) -> str:
+    if strict:  # only the slips GroupRank's spec repairs: "[7]]" here, a missing "}" below
+        text = _REPAIRS[0][0].sub(_REPAIRS[0][1], candidate.strip())
+    else:
+        text = candidate.strip().rstrip("`").strip().replace("'", '"')
+        for pattern, replacement in _REPAIRS:
+            text = pattern.sub(replacement, text)
+        text = re.sub(r",\s*$", "", text)
     missing = text.count("{") - text.count("}")
     return text + "}" * max(0, missing)
 
@@ -228,13 +231,16 @@ def _loads(text: str) -> Any:
         return None
 
 
-def parse_scores(text: str, tags: Sequence[str] = ("answer",)) -> Parsed:
+def parse_scores(text: str, tags: Sequence[str] = ("answer",), strict: bool = False) -> Parsed:
     """Groupwise scores `{"[1]": 7, "[2]": 0}` -> `{1: 7.0, 2: 0.0}` (1-based id -> score).
 
     Looks inside the last `<answer>` block (else the whole text), then at the last fenced json block or the last
     `{...}`; keys may be `"[3]"`, `"3"` or `[3]`. Small slips (`"[7]]"`, trailing commas, single quotes, a missing
     `}`) are repaired, and as a last resort `id: score` pairs are read with a pattern. A repeated id keeps its
-    first score; non-numeric or non-finite scores are dropped. `ok` needs at least one id with a score."""
+    first score; non-numeric or non-finite scores are dropped. `ok` needs at least one id with a score.
+
+    `strict=True` accepts JSON only: the repairs are limited to `"[7]]"` and a missing `}`, and there is no
+    pattern fallback, so `Passage 1: 9 points` or `{[1]: 9}` is not ok (GroupRank's "JSON invalid" case)."""
     try:
         tags_ok = check_tags(text, tags)
         body = answer_span(text)
@@ -247,8 +253,8 @@ def parse_scores(text: str, tags: Sequence[str] = ("answer",)) -> Parsed:
             if decoded is not None:
                 scores, clean = _scores_from(decoded)
             else:
-                scores, _ = _scores_from(_loads(_repair(candidate)))
-        if not scores:
+                scores, _ = _scores_from(_loads(_repair(candidate, strict)))
+        if not scores and not strict:
             clean = False
             for doc, number in _PAIR.findall(candidate if candidate is not None else source):
                 value = _number(number)

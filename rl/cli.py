@@ -43,12 +43,24 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--window", type=int, help="documents per prompt (default: the export's setting)")
     p.add_argument("--stride", type=int, help="step between windows (default: the export's setting)")
     p.add_argument("--batch-size", type=int, help="prompts decoded together (default: the export's setting)")
-    p.add_argument("--fusion", type=float, help="weight of the reranker score when fused with the first stage")
+    p.add_argument("--fusion", type=_fusion_weight, metavar="WEIGHT|none",
+                   help="weight of the reranker score when fused with the first stage, or none for no fusion "
+                   "(default: the export's setting)")
     p.add_argument("--max-queries", type=int, help="evaluate only the first N queries (quick checks)")
     p.add_argument("--data", help="classifier: a classification file (CSV/TSV/JSONL) to evaluate on")
     p.add_argument("--labels", help="classifier: comma-separated candidate labels")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=_run_evaluate)
+
+
+def _fusion_weight(text: str) -> float | str:
+    """`--fusion`: a weight, or "none" (kept apart from an absent option, which means the export's own weight)."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a weight or none, got {text!r}") from None
 
 
 def _run_evaluate(args) -> int:

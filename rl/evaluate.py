@@ -88,8 +88,12 @@ def evaluate_command(args) -> int:
 
         reranker = load_reranker(args.model, paradigm=args.paradigm, window=args.window, stride=args.stride,
                                  batch_size=args.batch_size)
-        fusion = args.fusion
-        runs["reranked"] = reranker.rerank_run(examples, fusion_weight=fusion, stats=answers)
+        if args.fusion == "none":
+            fusion = None
+        else:  # the weight ranking really uses (and the report shows): without --fusion, the export's own
+            fusion = reranker.settings["fusion_weight"] if args.fusion is None else args.fusion
+        runs["reranked"] = reranker.rerank_run(examples, fusion_weight=fusion, fusion=fusion is not None,
+                                               stats=answers)
     results = score_runs(runs, qrels, rel_level)
     if args.run_out:
         name = "reranked" if "reranked" in runs else "first_stage"

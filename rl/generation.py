@@ -1,8 +1,9 @@
 """Decoding backends behind one call: `generator(list_of_chat_messages, max_new_tokens) -> list[str]`.
 
-`HFGenerator` batches prompts through transformers' `generate` (CPU default); `VLLMGenerator` uses a vLLM offline
-engine when the optional `vllm` extra is installed on a GPU machine. Both decode greedily unless told otherwise,
-so evaluation is deterministic.
+`HFGenerator` batches prompts through transformers' `generate` (CPU default) and also reads answer scores from the
+model's token distributions (`score_slots`, see rl/scoring.py); `VLLMGenerator` uses a vLLM offline engine when the
+optional `vllm` extra is installed on a GPU machine. Both decode greedily unless told otherwise, so evaluation is
+deterministic.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class HFGenerator:
         if was_training:
             self.model.train()
         return outputs
+
+    def score_slots(self, conversations: Sequence[list[dict]], sizes: Sequence[int]) -> list[list[tuple[int, float]]]:
+        """(greedy, expected) 0-10 score per passage of groupwise prompts, from one constrained pass."""
+        from rerank_rl.rl.scoring import SlotScorer
+
+        if getattr(self, "_slots", None) is None:
+            self._slots = SlotScorer(self.model, self.tokenizer, batch_size=self.batch_size, progress=self.progress)
+        return self._slots(conversations, sizes)
 
 
 class VLLMGenerator:

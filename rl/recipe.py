@@ -15,6 +15,10 @@ class ModelSection:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # TRL turns checkpointing on by default; for small models on CPU it only adds a forward pass per step
     gradient_checkpointing: bool = False
+    # bf16 autocast in the training stages (fp32 master weights). auto: on where it is faster, i.e. a GPU with bf16
+    # or a CPU with bf16 matmul units (avx512_bf16/amx: a SmolLM2 training step 1.65x faster); off elsewhere,
+    # where CPU autocast emulates bf16 and is slower.
+    bf16_autocast: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass
@@ -53,12 +57,17 @@ class DataSection:
     eval: SourceSection = field(default_factory=lambda: SourceSection(num_queries=16, seed=1000))
     group_sizes: list[int] = field(default_factory=lambda: [4, 5, 6])  # multi-scale groups (GroupRank: 5..20)
     groups_per_query: int = 2
+    # share of groups built around a passage graded above its pool's lowest grade (data_synthesis/groups.py);
+    # the rest are plain random subsets, so the model also meets groups with nothing relevant in them
+    mixed_fraction: float = 0.9
     max_doc_chars: int = 300
     seed: int = 0
 
     def validate(self) -> None:
-        if not self.group_sizes or min(self.group_sizes) < 2:
-            raise ValueError("group_sizes needs sizes of at least 2")
+        if not self.group_sizes or min(self.group_sizes) < 1:
+            raise ValueError("group_sizes needs sizes of at least 1")
+        if not 0.0 <= self.mixed_fraction <= 1.0:
+            raise ValueError(f"mixed_fraction must be within [0, 1], got {self.mixed_fraction}")
 
 
 @dataclass
@@ -116,8 +125,21 @@ class EvalSection:
     stride: int = 5
     repeats: int = 1
     fusion_weight: float | None = None  # None = no fusion with the first-stage score
+    # expected: each passage's expected 0-10 score under the model's answer distribution (answer_only variant);
+    # greedy: decode the answer and parse it (any backend, either variant)
+    scoring: Literal["expected", "greedy"] = "expected"
     batch_size: int = 8
     metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "ndcg@5", "mrr@10", "recall@5"])
+    # Training probes (rl/probe.py): every `probe_every` SFT/RL steps, and at each stage's start and end, score the
+    # first `probe_queries` evaluation lists (one window each) and log the mean score per gold grade. 0 = off.
+    probe_every: int = 10
+    probe_queries: int = 4
+
+    def validate(self) -> None:
+        if not 1 <= self.stride <= self.window:  # a larger stride leaves passages between windows unscored
+            raise ValueError(f"stride must be between 1 and window ({self.window}), got {self.stride}")
+        if self.probe_every < 0 or self.probe_queries < 0:
+            raise ValueError("probe_every and probe_queries must be 0 (off) or more")
 
 
 @dataclass
@@ -153,6 +175,9 @@ class GroupwiseRecipe:
     ray: RaySection = field(default_factory=RaySection)
 
     def validate(self) -> None:
+        if self.variant == "reasoning" and self.evaluate.scoring == "expected":
+            raise ValueError("evaluate.scoring: 'expected' reads an answer-only completion's scores; the reasoning "
+                             "variant needs scoring: greedy")
         if self.variant == "answer_only" and "grouprank" in self.rl.rewards:
             raise ValueError("rl.rewards: 'grouprank' requires <reason> and <answer> tags, which the answer_only "
                              "variant never writes (every completion would earn the -0.5 penalty); use "

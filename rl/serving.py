@@ -16,21 +16,31 @@ class Reranker:
         self.bundle = bundle
         self.paradigm = get_paradigm(bundle["paradigm"])
         self.settings = {**bundle["inference"], **{k: v for k, v in overrides.items() if v is not None}}
+        window, stride = self.settings["window"], self.settings["stride"]
+        if not 1 <= stride <= window:  # checked before the weights load: a larger stride leaves passages unscored
+            raise UserError(f"stride must be between 1 and the window ({window}), got {stride} "
+                            "(--window/--stride, or the export's settings)")
         self.generate = load_hf_generator(str(export_dir / "model"), batch_size=self.settings.get("batch_size", 8),
                                           dtype=bundle.get("dtype", "float32"))
 
-    def rerank_run(self, examples: list[dict], fusion_weight: float | None = None, stats: dict | None = None) -> dict:
-        """{qid: [(doc_id, score)]}; a `stats` dict is filled with what the model answered."""
-        settings = self.settings if fusion_weight is None else {**self.settings, "fusion_weight": fusion_weight}
+    def rerank_run(self, examples: list[dict], fusion_weight: float | None = None, stats: dict | None = None,
+                   fusion: bool = True) -> dict:
+        """{qid: [(doc_id, score)]}, fused at `fusion_weight` (None: the bundle's weight); `fusion=False` ranks
+        without fusion whatever the bundle says. A `stats` dict is filled with what the model answered."""
+        weight = (self.settings["fusion_weight"] if fusion_weight is None else fusion_weight) if fusion else None
+        settings = {**self.settings, "fusion_weight": weight}
         return rank_with(self.paradigm, self.generate, examples, self.bundle["variant"], settings, stats)
 
 
 def inference_settings(config) -> dict:
     """The ranking settings of a recipe: what its evaluate stage ranks with and what export writes to bundle.json."""
     section = config.evaluate
+    # The reasoning variant writes as much as it was trained to: decode with the training completion length.
+    budget = config.rl.max_completion_length if config.variant == "reasoning" else None
     return {"window": section.window, "stride": section.stride, "repeats": section.repeats,
             "fusion_weight": section.fusion_weight, "max_doc_chars": config.data.max_doc_chars,
-            "seed": config.seed, "batch_size": section.batch_size}
+            "seed": config.seed, "batch_size": section.batch_size, "scoring": section.scoring,
+            "decode_budget": budget}
 
 
 def rank_with(paradigm, generate, examples: list[dict], variant: str, settings: dict,
@@ -40,7 +50,8 @@ def rank_with(paradigm, generate, examples: list[dict], variant: str, settings: 
     return paradigm.rank_candidates(
         examples, generate, variant=variant, window=settings["window"], stride=settings["stride"],
         repeats=settings["repeats"], fusion_weight=settings["fusion_weight"], max_chars=settings["max_doc_chars"],
-        seed=settings["seed"], stats=stats)
+        seed=settings["seed"], stats=stats, scoring=settings.get("scoring", "greedy"),
+        decode_budget=settings.get("decode_budget"))
 
 
 def load_reranker(export_dir: str | Path, paradigm: str | None = None, **overrides) -> Reranker:

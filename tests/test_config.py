@@ -58,6 +58,12 @@ def test_wrong_type_names_key(tmp_path, body, key, expected):
     assert message.startswith(f"{path}: key '{key}'") and expected in message
 
 
+@pytest.mark.parametrize("body", ["evaluate:\n  window: 4\n  stride: 5\n", "evaluate:\n  stride: 0\n"])
+def test_eval_stride_must_fit_the_window(tmp_path, body):
+    path = recipe(tmp_path, body)
+    assert error_of(path).startswith(f"{path}: evaluate.stride must be between 1 and window")
+
+
 def test_int_widens_to_float(tmp_path):
     config = load_recipe(recipe(tmp_path, "rl:\n  learning_rate: 1\n"))
     assert config.rl.learning_rate == 1.0 and isinstance(config.rl.learning_rate, float)
@@ -107,7 +113,7 @@ def test_file_errors_are_not_blamed_on_unrelated_overrides(tmp_path):
 def test_recipe_validate_error(tmp_path):
     message = error_of(recipe(tmp_path, "rl:\n  num_generations: 1\n"))
     assert "rl.num_generations must be at least 2" in message
-    assert "data.group_sizes needs sizes of at least 2" in error_of(GROUPRANK, ["data.group_sizes=[1, 4]"])
+    assert "data.group_sizes needs sizes of at least 1" in error_of(GROUPRANK, ["data.group_sizes=[0, 4]"])
     assert "rl.micro_batch_size must divide prompts_per_step x num_generations = 4 (got 3)" in error_of(
         GROUPRANK, ["rl.micro_batch_size=3"])
     assert "data.train[0].path is required for format 'rank_llm'" in error_of(

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from rerank_rl.data_synthesis.builtin import generate_examples, qrels_of
-from rerank_rl.data_synthesis.groups import sample_groups
+from rerank_rl.data_synthesis.groups import grade_mix, sample_groups
 from rerank_rl.rewards.metrics import evaluate_run, rank_from_scores
 from rerank_rl.rl.paradigms import get_paradigm, groupwise
 from rerank_rl.rl.errors import UserError
@@ -30,6 +30,9 @@ def test_gold_answer_parses_back_to_scaled_grades(variant):
     assert groupwise.parse(text, 4) == [10.0, 0.0, 3.0, 7.0]
     assert text.endswith("</answer>")
     assert (text.startswith("<reason>")) == (variant == "reasoning")
+    # teacher scores, where given, are the target instead of the grades (rounded and clipped to 0-10)
+    taught = groupwise.gold_answer(labels, variant, teacher_scores=[9.6, 0.2, 11.0, 4.49])
+    assert groupwise.parse(taught, 4) == [10.0, 0.0, 10.0, 4.0]
 
 
 def test_parse_clips_and_marks_missing():
@@ -42,6 +45,12 @@ def test_windows_cover_every_position():
         wins = groupwise.windows(n, w, s)
         assert sorted({i for win in wins for i in win}) == list(range(n))
         assert all(len(win) == min(n, w) for win in wins)
+
+
+def test_windows_reject_a_stride_that_skips_or_stalls():
+    for window, stride in [(4, 5), (4, 0), (0, 0)]:  # stride 5 would never score position 4; stride 0 never moves
+        with pytest.raises(ValueError, match="stride must be between 1 and the window"):
+            groupwise.windows(10, window, stride)
 
 
 def _oracle(examples):
@@ -92,8 +101,31 @@ def test_group_sampling_sizes_and_relevant_member():
     groups = sample_groups(examples, sizes=[3, 5], groups_per_query=3, seed=1)
     assert len(groups) == 30 and len({g["qid"] for g in groups}) == 30
     assert {len(g["doc_ids"]) for g in groups} <= {3, 5}
-    assert all(max(g["labels"]) == 3 for g in groups)
+    assert all(max(g["labels"]) > 0 for g in groups)  # every group holds a passage above the lowest grade
+    # the anchor is any passage above the lowest grade, not always the best: grade 3 is sometimes missing
+    assert any(max(g["labels"]) < 3 for g in groups)
     assert sample_groups(examples, [3, 5], 3, seed=1) == groups  # seeded
+    for g in groups:  # every aligned column follows the same members
+        source = next(ex for ex in examples if ex["qid"] == g["source_qid"])
+        lookup = dict(zip(source["doc_ids"], zip(source["doc_texts"], source["labels"])))
+        assert [lookup[d] for d in g["doc_ids"]] == list(zip(g["doc_texts"], g["labels"]))
+
+
+def test_group_sampling_mixed_fraction_and_teacher_scores():
+    examples = generate_examples(40, candidates=10, seed=2)
+    for ex in examples:
+        ex["teacher_scores"] = [float(10 - i) for i in range(len(ex["doc_ids"]))]
+    plain = sample_groups(examples, sizes=[2], groups_per_query=2, seed=0, mixed_fraction=0.0)
+    mixed = sample_groups(examples, sizes=[2], groups_per_query=2, seed=0, mixed_fraction=1.0)
+    flat = lambda groups: sum(max(g["labels"]) == 0 for g in groups)  # noqa: E731
+    assert flat(mixed) == 0 and flat(plain) > 10  # most pool passages are grade 0: random pairs often miss
+    for g in mixed:
+        source = next(ex for ex in examples if ex["qid"] == g["source_qid"])
+        assert g["teacher_scores"] == [source["teacher_scores"][source["doc_ids"].index(d)] for d in g["doc_ids"]]
+    mix = grade_mix(mixed)
+    assert mix["groups"] == 80 and sum(mix["passages_per_grade"].values()) == 160
+    with pytest.raises(ValueError, match="mixed_fraction"):
+        sample_groups(examples, [2], 1, mixed_fraction=1.5)
 
 
 def test_builtin_data_has_lexical_hard_negatives():
@@ -101,9 +133,11 @@ def test_builtin_data_has_lexical_hard_negatives():
     for ex in examples:
         assert sorted(ex["labels"], reverse=True)[0] == 3
         assert len(set(ex["doc_texts"])) == len(ex["doc_texts"])
-        entity = ex["query"].rstrip("?").split()[-1]
+        entity = next(w for w in ex["query"].rstrip("?").split() if w[0].isupper())  # the invented name
         answer = ex["doc_texts"][ex["labels"].index(3)]
-        assert entity in answer.lower()
+        assert entity in answer  # one spelling of the invented name in query and passages
+        rivals = [t for t, g in zip(ex["doc_texts"], ex["labels"]) if g == 0 and entity not in t]
+        assert rivals  # hard negatives: other entities, the same attribute
     first_stage = evaluate_run({e["qid"]: e["doc_ids"] for e in examples}, qrels_of(examples), rel_level=2)
     assert 0.4 < first_stage["ndcg@10"] < 0.95  # informative but far from perfect
 

@@ -81,15 +81,27 @@ def test_default_model_end_to_end(tmp_path):
         json.loads((run_dir / "export/bundle.json").read_text())
 
 
-def _weights(folder: Path) -> dict:
+def _weights(folder: Path, name: str = "model.safetensors") -> dict:
     from safetensors.torch import load_file
 
-    return load_file(str(folder / "model.safetensors"))
+    return load_file(str(folder / name))
+
+
+# The tiny random model never writes a valid answer, so GroupRank alone gives every completion -0.5: zero advantages
+# and LoRA weights that never move. This deterministic plug-in reward tells completions apart by their length.
+LENGTH_REWARD = """
+def by_length(prompts, completions, **columns):
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return [min(1.0, len(t) / 1000) for t in texts]
+"""
 
 
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_lm_path):
+    plugin = tmp_path / "length_reward.py"
+    plugin.write_text(LENGTH_REWARD)
     settings = [f"model.name={tiny_lm_path}", "sft.enabled=false", "evaluate.before_training=false",
-                "rl.max_steps=4", "rl.save_steps=1"]
+                "rl.max_steps=4", "rl.save_steps=1",
+                f'rl.rewards={{grouprank_answer_only: 1.0, "{plugin}:by_length": 1.0}}']
     straight = tmp_path / "straight"
     _train(straight, *settings)
 
@@ -108,6 +120,11 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_lm_path):
     history = json.loads((killed / "rl" / "trainer_state.json").read_text())
     assert history["global_step"] == 4
     a, b = _weights(straight / "rl" / "merged"), _weights(killed / "rl" / "merged")
+    # Training moved the weights (LoRA B starts at zero), so the comparison below can fail.
+    adapter = _weights(straight / "rl" / "adapter", "adapter_model.safetensors")
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+    base = _weights(tiny_lm_path)
+    assert any(not (base[k] == a[k]).all() for k in base.keys() & a.keys())
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert json.loads((straight / "metrics/after.json").read_text())["reranked"] == \
         json.loads((killed / "metrics/after.json").read_text())["reranked"]

@@ -75,3 +75,44 @@ def test_evaluate_table_says_what_the_model_answered(export_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     # One window of the 3 passages (the bundle's window is 6); the random tiny model may score none of them.
     assert re.search(r"answers: [0-3] of 3 passages scored over 1 windows", result.stdout), result.stdout
+
+
+def _evaluate(export_dir, tmp_path, capsys, *extra: str) -> tuple[int, str, str]:
+    """`rerank-rl evaluate --model` in-process (the tiny model loads in a second); returns (code, stdout, stderr)."""
+    from rerank_rl.rl.cli import main
+
+    hits = [{"qid": "q1", "docid": d, "content": f"text about {d}", "score": s, "rank": r}
+            for r, (d, s) in enumerate([("d1", 3.0), ("d2", 2.0), ("d3", 1.0)], 1)]
+    (tmp_path / "cands.json").write_text(json.dumps([{"query": "a question", "hits": hits}]))
+    (tmp_path / "qrels.txt").write_text("q1 0 d2 1\n")
+    code = main(["evaluate", "--model", str(export_dir), "--paradigm", "groupwise", "--candidates",
+                 str(tmp_path / "cands.json"), "--qrels", str(tmp_path / "qrels.txt"), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_reports_the_fusion_it_applies(export_dir, tmp_path, capsys):
+    bundle = json.loads((export_dir / "bundle.json").read_text())
+    bundle["inference"]["fusion_weight"] = 0.6
+    (export_dir / "bundle.json").write_text(json.dumps(bundle))
+    runs = {}
+    for name, extra in [("export's", []), ("given", ["--fusion", "0.6"]), ("none", ["--fusion", "none"])]:
+        code, out, _ = _evaluate(export_dir, tmp_path, capsys, "--json", "--run-out", str(tmp_path / "run"), *extra)
+        assert code == 0
+        payload = json.loads(out)
+        assert (payload["fusion"], payload["fusion_weight"]) == ((False, None) if name == "none" else (True, 0.6))
+        runs[name] = (tmp_path / "run").read_text()
+    assert runs["export's"] == runs["given"] != runs["none"]  # the bundle's weight is applied, and none turns it off
+    code, out, _ = _evaluate(export_dir, tmp_path, capsys)
+    assert code == 0 and "fusion on (weight 0.6)" in " ".join(out.split())
+    with pytest.raises(SystemExit) as caught:
+        _evaluate(export_dir, tmp_path, capsys, "--fusion", "high")
+    assert caught.value.code == 2
+
+
+@pytest.mark.parametrize("extra", [["--stride", "0"], ["--window", "4", "--stride", "5"], ["--window", "2"]])
+def test_evaluate_rejects_a_stride_that_skips_passages(export_dir, tmp_path, capsys, extra):
+    code, out, err = _evaluate(export_dir, tmp_path, capsys, *extra)  # the bundle's window 6, stride 3
+    assert code == 2 and not out
+    assert err.count("\n") == 1 and "--stride" in err
+    assert err.startswith("error: stride must be between 1 and the window")

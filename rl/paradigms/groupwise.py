@@ -18,18 +18,16 @@ from collections.abc import Callable, Sequence
 
 from rerank_rl.rewards.parsers import parse_scores
 
-PROMPT_VERSION = "groupwise-v2"
+PROMPT_VERSION = "groupwise-v3"
 DEFAULT_REWARDS = {"grouprank": 1.0}
 
-_RUBRIC = (
-    "Rate how useful each numbered passage is for answering the query: 10 if it states the answer, lower if it is "
-    "only on the topic, 0 if it is about something else (sharing words with the query is not enough)."
-)
+# Short on purpose: on CPU every prompt token is paid for in every training step and every window, and the
+# instructions are the same in all of them (v3 cut the system prompt from ~95 to ~45 tokens).
+_RUBRIC = "Score how well each passage answers the query: 10 states the answer, 0 is off-topic."
 _FORMAT = {
-    "reasoning": 'First think briefly inside <reason></reason>. Then give the scores as a JSON object inside '
-                 '<answer></answer>, for example <answer>{"[1]": 9, "[2]": 0}</answer>.',
-    "answer_only": 'Reply with the scores only, as a JSON object inside <answer></answer>, for example '
-                   '<answer>{"[1]": 9, "[2]": 0}</answer>.',
+    "reasoning": 'Think briefly in <reason></reason>, then reply <answer>{"[1]": 9, "[2]": 0}</answer> with '
+                 'every passage.',
+    "answer_only": 'Reply only <answer>{"[1]": 9, "[2]": 0}</answer> with every passage.',
 }
 VARIANTS = tuple(_FORMAT)
 
@@ -48,9 +46,15 @@ def grade_to_score(grade: int, max_grade: int) -> int:
     return round(10 * max(0, grade) / max(1, max_grade))
 
 
-def gold_answer(labels: Sequence[int], variant: str = "answer_only", max_grade: int = 3) -> str:
-    """The target completion the built-in teacher writes for SFT: the gold grades rendered in the answer format."""
-    scores = {f"[{i}]": grade_to_score(g, max_grade) for i, g in enumerate(labels, start=1)}
+def gold_answer(labels: Sequence[int], variant: str = "answer_only", max_grade: int = 3,
+                teacher_scores: Sequence[float] | None = None) -> str:
+    """The target completion for SFT: teacher scores (0-10) where a synthesis teacher gave them, else the gold
+    grades mapped onto 0-10, rendered in the answer format."""
+    if teacher_scores is not None:
+        values = [int(round(min(10.0, max(0.0, s)))) for s in teacher_scores]
+    else:
+        values = [grade_to_score(g, max_grade) for g in labels]
+    scores = {f"[{i}]": v for i, v in enumerate(values, start=1)}
     answer = f"<answer>{json.dumps(scores)}</answer>"
     if variant == "answer_only":
         return answer
@@ -78,12 +82,17 @@ def max_new_tokens(num_passages: int, variant: str) -> int:
 
 def windows(n: int, window: int, stride: int) -> list[range]:
     """Start-anchored windows covering positions 0..n-1; the last one is moved back to end at n."""
+    if not 1 <= stride <= window:  # a stride past the window skips passages; stride 0 never advances
+        raise ValueError(f"stride must be between 1 and the window ({window}), got {stride}")
     if n <= window:
         return [range(n)]
     starts = list(range(0, n - window + 1, stride))
     if starts[-1] + window < n:
         starts.append(n - window)
     return [range(s, s + window) for s in starts]
+
+
+SCORINGS = ("expected", "greedy")
 
 
 def rank_candidates(
@@ -97,10 +106,22 @@ def rank_candidates(
     max_chars: int = 400,
     seed: int = 0,
     stats: dict | None = None,
+    scoring: str = "greedy",
+    decode_budget: int | None = None,
 ) -> dict[str, list[tuple[str, float]]]:
-    """Rerank full candidate lists. `generate(list_of_messages, max_new_tokens) -> completions` does the decoding,
-    so the same code serves transformers, vLLM or a served endpoint. Returns {qid: [(doc_id, score)]}.
+    """Rerank full candidate lists. Returns {qid: [(doc_id, score)]}.
+
+    scoring `greedy`: `generate(list_of_messages, max_new_tokens) -> completions` decodes the answers and they are
+    parsed (any backend: transformers, vLLM, an endpoint) with up to `decode_budget` new tokens (default: the
+    answer's own size, `max_new_tokens`; the reasoning variant should get its training completion length).
+    scoring `expected`: `generate.score_slots(list_of_messages, sizes)` reads each passage's score distribution
+    (rl/scoring.py) and the passage gets its expected score; answer_only variant only.
     A `stats` dict is filled with what the model answered (see `answer_stats`)."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r} (choose from {', '.join(SCORINGS)})")
+    if scoring == "expected" and variant != "answer_only":
+        raise ValueError("scoring 'expected' reads the scores of an answer-only completion; the reasoning variant "
+                         "needs scoring 'greedy'")
     rng = random.Random(seed)
     jobs: list[tuple[str, list[int]]] = []
     prompts: list[list[dict]] = []
@@ -114,13 +135,18 @@ def rank_candidates(
                 members = [order[i] for i in win]
                 jobs.append((ex["qid"], members))
                 prompts.append(build_messages(ex["query"], [ex["doc_texts"][m] for m in members], variant, max_chars))
-    budget = max_new_tokens(min(window, max(len(ex["doc_ids"]) for ex in examples)), variant)
-    completions = generate(prompts, budget)
+    if scoring == "expected":
+        slots = generate.score_slots(prompts, [len(members) for _, members in jobs])
+        answered = [[float(g) for g, _ in row] for row in slots]  # what greedy decoding would have written
+        parsed = [[e for _, e in row] for row in slots]
+    else:
+        budget = decode_budget or max_new_tokens(min(window, max(len(ex["doc_ids"]) for ex in examples)), variant)
+        completions = generate(prompts, budget)
+        answered = parsed = [parse(text, len(members)) for (_, members), text in zip(jobs, completions)]
+    if stats is not None:
+        stats.update(answer_stats(answered))
     totals: dict[str, list[float]] = {ex["qid"]: [0.0] * len(ex["doc_ids"]) for ex in examples}
     counts: dict[str, list[int]] = {ex["qid"]: [0] * len(ex["doc_ids"]) for ex in examples}
-    parsed = [parse(text, len(members)) for (_, members), text in zip(jobs, completions)]
-    if stats is not None:
-        stats.update(answer_stats(parsed))
     for (qid, members), scores in zip(jobs, parsed):
         for member, score in zip(members, scores):
             totals[qid][member] += (score or 0.0) / 10.0

@@ -13,13 +13,15 @@ from rerank_rl.rewards.metrics import write_trec_run
 from rerank_rl.rl.evaluate import default_rel_level, first_stage_run, score_runs
 from rerank_rl.rl.generation import load_hf_generator
 from rerank_rl.rl.paradigms import get_paradigm
+from rerank_rl.rl.probe import grade_means
 from rerank_rl.rl.serving import inference_settings, rank_with
+from rerank_rl.rl.stages.common import inference_dtype
 
 
 def rerank_with(model_path: str, examples: list[dict], config,
                 stats: dict | None = None) -> dict[str, list[tuple[str, float]]]:
     settings = inference_settings(config)
-    generator = load_hf_generator(model_path, batch_size=settings["batch_size"], dtype=config.model.dtype)
+    generator = load_hf_generator(model_path, batch_size=settings["batch_size"], dtype=inference_dtype(config))
     return rank_with(get_paradigm(config.paradigm), generator, examples, config.variant, settings, stats)
 
 
@@ -38,5 +40,9 @@ def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels
     payload = {"paradigm": config.paradigm, "model": str(model_path), "reranked": results["reranked"],
                "first_stage": results["first_stage"], "fusion": config.evaluate.fusion_weight is not None,
                "fusion_weight": config.evaluate.fusion_weight, "rel_level": rel_level, "answers": answers}
+    if any(g > 0 for docs in qrels.values() for g in docs.values()):
+        # Mean final score x10 per gold grade: 0-10 answers, unless fused with the first stage (then not answers).
+        payload["grade_means"], payload["grade_counts"] = grade_means(reranked, qrels)
+        payload["grade_means_fused"] = payload["fusion"]
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2))
     return payload

@@ -18,6 +18,7 @@ from rerank_rl.rewards.registry import combine_rewards
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.orchestration import is_main_process
 from rerank_rl.rl.paradigms import get_paradigm
+from rerank_rl.rl.probe import attach_probe
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
 
 REWARD_COLUMNS = ("qid", "source_qid", "doc_ids", "labels", "first_stage_scores")
@@ -119,6 +120,7 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callba
                           processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks)
     trainer.filter_zero_variance = section.filter_zero_variance
     holder.append(trainer)
+    attach_probe(trainer, config, run_dir, "rl")
     trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     trainer.save_state()
     if is_main_process():

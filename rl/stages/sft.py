@@ -13,6 +13,7 @@ from datasets import Dataset, load_from_disk
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.orchestration import is_main_process
 from rerank_rl.rl.paradigms import get_paradigm
+from rerank_rl.rl.probe import attach_probe
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
 
 
@@ -27,7 +28,8 @@ def sft_dataset(config, groups: Dataset, run_dir: Path) -> Dataset:
     rows = [{
         "prompt": paradigm.build_messages(g["query"], g["doc_texts"], config.variant, config.data.max_doc_chars),
         "completion": [{"role": "assistant",
-                        "content": paradigm.gold_answer(g["labels"], config.variant, max_grade=max(3, max_grade))}],
+                        "content": paradigm.gold_answer(g["labels"], config.variant, max_grade=max(3, max_grade),
+                                                       teacher_scores=g.get("teacher_scores"))}],
     } for g in groups]
     return Dataset.from_list(rows)
 
@@ -49,6 +51,7 @@ def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Pat
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora_config(config.lora))
+    attach_probe(trainer, config, run_dir, "sft")
     trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     trainer.save_state()
     if is_main_process():

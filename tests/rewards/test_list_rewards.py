@@ -73,6 +73,20 @@ def test_grouprank_penalties():
     assert parts["ndcg"] == [None] * 5 and parts["format_ok"] == [0.0] * 5
 
 
+def test_grouprank_invalid_json_penalty_is_reachable():
+    # Tags present, scores readable only by the lenient parser: the spec's "JSON invalid" case earns -0.1.
+    texts = [grouprank_text(a) for a in ("Passage 1: 9 points", "{[1]: 9}", "{'[1]': 9}", '{"[1]": 9,}')]
+    totals, parts = run("grouprank", texts)
+    assert totals == [-0.1] * 4 and parts["ndcg"] == [None] * 4
+    # The spec's own repairs still count as valid JSON ("[7]]", a missing "}"), without format credit.
+    repaired = [grouprank_text('{"[1]]": 9, "[3]": 5'), grouprank_text('{"[1]": 9, "[3]": 5')]
+    totals, parts = run("grouprank", repaired)
+    assert totals[0] == totals[1] > 0 and parts["format_ok"] == [0.0, 0.0]
+    # strict_json=False keeps the old leniency: the same answers are scored.
+    totals, _ = run("grouprank", texts, strict_json=False)
+    assert all(t > 0 for t in totals)
+
+
 def test_grouprank_options():
     text = grouprank_text('{"[1]": 5, "[2]": 5, "[3]": 5, "[4]": 5}')
     (total,), parts = run("grouprank", [text], ties="pessimistic")

@@ -70,6 +70,16 @@ def test_parse_scores_sources_and_failures():
         assert not parsed.ok and parsed.value is None and not parsed.format_ok
 
 
+def test_parse_scores_strict_accepts_json_only():
+    for text in ("<answer>Passage 1: 9 points</answer>", "<answer>{[1]: 9}</answer>", "<answer>{'[1]': 9}</answer>",
+                 '<answer>{"[1]": 9,}</answer>', "<answer>[1]: 5, [2]: 3</answer>"):
+        assert parse_scores(text).ok and not parse_scores(text, strict=True).ok, text
+    for text, value in (('<answer>{"[7]]": 3, "[2]": 1}</answer>', {7: 3.0, 2: 1.0}),  # the spec's repairs
+                        ('<answer>{"[1]": 4, "[2]": 2</answer>', {1: 4.0, 2: 2.0}),
+                        ('<answer>```json\n{"[2]": 5}\n```</answer>', {2: 5.0})):
+        assert parse_scores(text, strict=True).value == value, text
+
+
 def test_parse_choice():
     assert parse_choice("<think>a</think><answer>[3]</answer>").value == 3
     assert parse_choice("<think>a</think><answer>[3]</answer>").format_ok
