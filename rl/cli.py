@@ -43,6 +43,9 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--window", type=int, help="documents per prompt (default: the export's setting)")
     p.add_argument("--stride", type=int, help="step between windows (default: the export's setting)")
     p.add_argument("--batch-size", type=int, help="prompts decoded together (default: the export's setting)")
+    p.add_argument("--scoring", choices=("expected", "greedy"),
+                   help="expected: each passage's expected 0-10 score from the answer distribution; greedy: decode "
+                        "and parse the answer (default: the export's setting)")
     p.add_argument("--fusion", type=_fusion_weight, metavar="WEIGHT|none",
                    help="weight of the reranker score when fused with the first stage, or none for no fusion "
                    "(default: the export's setting)")

@@ -74,6 +74,11 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
 
 
 def _type_name(tp) -> str:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (typing.Union, types.UnionType):  # "bool or 'auto'", not "Union"
+        return " or ".join(_type_name(a) for a in args if a is not type(None))
+    if origin is Literal:
+        return " or ".join(repr(a) for a in args)
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

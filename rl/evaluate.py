@@ -87,7 +87,7 @@ def evaluate_command(args) -> int:
         from rerank_rl.rl.serving import load_reranker
 
         reranker = load_reranker(args.model, paradigm=args.paradigm, window=args.window, stride=args.stride,
-                                 batch_size=args.batch_size)
+                                 scoring=args.scoring, batch_size=args.batch_size)
         if args.fusion == "none":
             fusion = None
         else:  # the weight ranking really uses (and the report shows): without --fusion, the export's own
@@ -106,6 +106,7 @@ def evaluate_command(args) -> int:
             payload["fusion"] = fusion is not None
             payload["fusion_weight"] = fusion
             payload["answers"] = answers
+            payload["scoring"] = reranker.settings.get("scoring", "greedy")
         print(json.dumps(payload, indent=2))
     else:
         fused = "" if not args.model else f", fusion {'on (weight %s)' % fusion if fusion is not None else 'off'}"

@@ -15,10 +15,10 @@ class ModelSection:
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # TRL turns checkpointing on by default; for small models on CPU it only adds a forward pass per step
     gradient_checkpointing: bool = False
-    # bf16 autocast in the training stages (fp32 master weights). auto: on where it is faster, i.e. a GPU with bf16
-    # or a CPU with bf16 matmul units (avx512_bf16/amx: a SmolLM2 training step 1.65x faster); off elsewhere,
-    # where CPU autocast emulates bf16 and is slower.
-    bf16_autocast: Literal["auto", "on", "off"] = "auto"
+    # bf16 autocast in the training stages (fp32 master weights): true, false, or auto = on where it is faster, i.e.
+    # a GPU with bf16 or a CPU with bf16 matmul units (avx512_bf16/amx: a SmolLM2 training step 1.65x faster), off
+    # elsewhere (CPU autocast then emulates bf16 and is slower). YAML reads on/off as true/false too.
+    bf16_autocast: bool | Literal["auto"] = "auto"
 
 
 @dataclass

@@ -50,6 +50,7 @@ def test_unknown_key_names_file_and_dotted_key(tmp_path):
         ("rl: 5\n", "rl", "is a section and needs a mapping"),
         ("data:\n  group_sizes: [4, x]\n", "data.group_sizes[1]", "expects int"),
         ("rl:\n  rewards: {grouprank: high}\n", "rl.rewards.grouprank", "expects"),
+        ("model:\n  bf16_autocast: maybe\n", "model.bf16_autocast", "expects bool or 'auto'"),
     ],
 )
 def test_wrong_type_names_key(tmp_path, body, key, expected):

@@ -145,3 +145,32 @@ def test_builtin_data_has_lexical_hard_negatives():
 def test_unknown_paradigm():
     with pytest.raises(UserError, match="unknown paradigm"):
         get_paradigm("telepathic")
+
+
+def test_bf16_autocast_setting(monkeypatch):
+    from rerank_rl.rl.stages import common
+
+    assert common.use_bf16_autocast(True) and not common.use_bf16_autocast(False)
+    monkeypatch.setattr(common, "cpu_has_bf16", lambda: True)
+    assert common.use_bf16_autocast("auto") is True  # no GPU here: auto follows the CPU's bf16 units
+    monkeypatch.setattr(common, "cpu_has_bf16", lambda: False)
+    assert common.use_bf16_autocast("auto") is False
+
+
+def test_prepare_keeps_teacher_scores_when_the_first_source_has_none(tmp_path):
+    from datasets import Dataset, load_from_disk
+
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+    from rerank_rl.rl.stages.prepare import prepare_data
+
+    taught = generate_examples(6, candidates=6, seed=9, prefix="t")
+    for ex in taught:
+        ex["teacher_scores"] = [float(10 - i) for i in range(len(ex["doc_ids"]))]
+    Dataset.from_list(taught).save_to_disk(str(tmp_path / "pools"))
+    config = load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", [
+        f"data.train=[{{format: builtin, num_queries: 4, depth: 6}}, {{format: dataset, path: {tmp_path / 'pools'}}}]"])
+    prepare_data(config, tmp_path / "run")
+    groups = [dict(g) for g in load_from_disk(str(tmp_path / "run" / "data" / "train_groups"))]
+    assert any(g["teacher_scores"] is None for g in groups)  # builtin groups: grades become the targets
+    with_scores = [g for g in groups if g["teacher_scores"] is not None]
+    assert with_scores and all(len(g["teacher_scores"]) == len(g["doc_ids"]) for g in with_scores)

@@ -116,3 +116,23 @@ def test_evaluate_rejects_a_stride_that_skips_passages(export_dir, tmp_path, cap
     assert code == 2 and not out
     assert err.count("\n") == 1 and "--stride" in err
     assert err.startswith("error: stride must be between 1 and the window")
+
+
+def test_inference_settings_carry_scoring_and_the_reasoning_budget():
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+    from rerank_rl.rl.serving import inference_settings
+
+    answer_only = inference_settings(load_recipe(CONFIG_DIR / "grouprank.yaml"))
+    assert answer_only["scoring"] == "expected" and answer_only["decode_budget"] is None  # sized by the answer
+    reasoning = load_recipe(CONFIG_DIR / "grouprank.yaml", ["variant=reasoning", "evaluate.scoring=greedy",
+                                                            "rl.rewards={grouprank: 1.0}", "rl.max_completion_length=300"])
+    settings = inference_settings(reasoning)
+    # the reasoning variant decodes as long as it trained to write, not 12 + 8n + 64 tokens
+    assert settings["scoring"] == "greedy" and settings["decode_budget"] == 300
+
+
+def test_reasoning_variant_cannot_use_expected_scoring():
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+
+    with pytest.raises(UserError, match="reasoning variant needs scoring: greedy"):
+        load_recipe(CONFIG_DIR / "grouprank.yaml", ["variant=reasoning", "rl.rewards={grouprank: 1.0}"])

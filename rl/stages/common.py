@@ -63,11 +63,11 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def use_bf16_autocast(setting: str) -> bool:
+def use_bf16_autocast(setting: bool | str) -> bool:
     import torch
 
     if setting != "auto":
-        return setting == "on"
+        return bool(setting)
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     return cpu_has_bf16()
