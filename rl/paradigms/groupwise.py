@@ -6,7 +6,9 @@ answers with a 0-10 score for every passage as a JSON object, optionally after a
 
 At inference a long candidate list is cut into windows of `window` passages moved by `stride`, repeated over fresh
 shuffles; a passage's score is the mean of score/10 over the windows it appeared in (a window that omits it counts
-as 0, which is what the reward also assumes). Optional fusion mixes in the min-max normalised first-stage score.
+as 0, which is what the reward also assumes). A window's scores are either decoded and parsed (`scoring: greedy`)
+or read as expected values from the model's answer distribution (`scoring: expected`, rl/scoring.py). Optional
+fusion mixes in the min-max normalised first-stage score.
 """
 
 from __future__ import annotations
