@@ -88,12 +88,8 @@ def evaluate_command(args) -> int:
 
         reranker = load_reranker(args.model, paradigm=args.paradigm, window=args.window, stride=args.stride,
                                  scoring=args.scoring, batch_size=args.batch_size)
-        if args.fusion == "none":
-            fusion = None
-        else:  # the weight ranking really uses (and the report shows): without --fusion, the export's own
-            fusion = reranker.settings["fusion_weight"] if args.fusion is None else args.fusion
-        runs["reranked"] = reranker.rerank_run(examples, fusion_weight=fusion, fusion=fusion is not None,
-                                               stats=answers)
+        fusion = reranker.fusion_weight(args.fusion)  # the weight ranking really applies, and the report shows
+        runs["reranked"] = reranker.rerank_run(examples, fusion_weight=args.fusion, stats=answers)
     results = score_runs(runs, qrels, rel_level)
     if args.run_out:
         name = "reranked" if "reranked" in runs else "first_stage"

@@ -17,6 +17,7 @@ class HFGenerator:
     def __init__(self, model, tokenizer, batch_size: int = 8, temperature: float = 0.0, progress: bool = True):
         self.model, self.tokenizer = model, tokenizer
         self.batch_size, self.temperature, self.progress = batch_size, temperature, progress
+        self._slots = None  # the SlotScorer, built on first use
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right end
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -49,7 +50,7 @@ class HFGenerator:
         """(greedy, expected) 0-10 score per passage of groupwise prompts, from one constrained pass."""
         from rerank_rl.rl.scoring import SlotScorer
 
-        if getattr(self, "_slots", None) is None:
+        if self._slots is None:
             self._slots = SlotScorer(self.model, self.tokenizer, batch_size=self.batch_size, progress=self.progress)
         return self._slots(conversations, sizes)
 

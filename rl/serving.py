@@ -8,6 +8,7 @@ from pathlib import Path
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.generation import load_hf_generator
 from rerank_rl.rl.paradigms import get_paradigm
+from rerank_rl.rl.paradigms.groupwise import check_stride
 
 
 class Reranker:
@@ -16,19 +17,24 @@ class Reranker:
         self.bundle = bundle
         self.paradigm = get_paradigm(bundle["paradigm"])
         self.settings = {**bundle["inference"], **{k: v for k, v in overrides.items() if v is not None}}
-        window, stride = self.settings["window"], self.settings["stride"]
-        if not 1 <= stride <= window:  # checked before the weights load: a larger stride leaves passages unscored
-            raise UserError(f"stride must be between 1 and the window ({window}), got {stride} "
-                            "(--window/--stride, or the export's settings)")
+        try:  # before the weights load, so a bad --stride costs nothing
+            check_stride(self.settings["window"], self.settings["stride"])
+        except ValueError as err:
+            raise UserError(f"{err} (--window/--stride, or the export's settings)") from None
         self.generate = load_hf_generator(str(export_dir / "model"), batch_size=self.settings.get("batch_size", 8),
                                           dtype=bundle.get("dtype", "float32"))
 
-    def rerank_run(self, examples: list[dict], fusion_weight: float | None = None, stats: dict | None = None,
-                   fusion: bool = True) -> dict:
-        """{qid: [(doc_id, score)]}, fused at `fusion_weight` (None: the bundle's weight); `fusion=False` ranks
-        without fusion whatever the bundle says. A `stats` dict is filled with what the model answered."""
-        weight = (self.settings["fusion_weight"] if fusion_weight is None else fusion_weight) if fusion else None
-        settings = {**self.settings, "fusion_weight": weight}
+    def fusion_weight(self, requested: float | str | None = None) -> float | None:
+        """The fusion weight a ranking applies: the bundle's own when none is requested, none for "none"."""
+        if requested is None:
+            return self.settings["fusion_weight"]
+        return None if requested == "none" else float(requested)
+
+    def rerank_run(self, examples: list[dict], fusion_weight: float | str | None = None,
+                   stats: dict | None = None) -> dict:
+        """{qid: [(doc_id, score)]}, fused as `fusion_weight(fusion_weight)` says. A `stats` dict is filled with
+        what the model answered."""
+        settings = {**self.settings, "fusion_weight": self.fusion_weight(fusion_weight)}
         return rank_with(self.paradigm, self.generate, examples, self.bundle["variant"], settings, stats)
 
 

@@ -82,10 +82,15 @@ def max_new_tokens(num_passages: int, variant: str) -> int:
     return 12 + 8 * num_passages + (64 if variant == "reasoning" else 0)
 
 
+def check_stride(window: int, stride: int) -> None:
+    """A stride past the window skips passages; stride 0 never advances."""
+    if not 1 <= stride <= window:
+        raise ValueError(f"stride must be between 1 and the window ({window}), got {stride}")
+
+
 def windows(n: int, window: int, stride: int) -> list[range]:
     """Start-anchored windows covering positions 0..n-1; the last one is moved back to end at n."""
-    if not 1 <= stride <= window:  # a stride past the window skips passages; stride 0 never advances
-        raise ValueError(f"stride must be between 1 and the window ({window}), got {stride}")
+    check_stride(window, stride)
     if n <= window:
         return [range(n)]
     starts = list(range(0, n - window + 1, stride))
