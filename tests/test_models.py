@@ -76,6 +76,7 @@ def test_fetch_failure_is_one_line_user_error(tmp_path):
 def test_failed_build_leaves_no_prepared_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("RERANK_RL_CACHE", str(tmp_path))
     monkeypatch.setattr(models, "_fetch_gguf", lambda target: target / "fake.gguf")
+    monkeypatch.setattr(models, "check_sha256", lambda path, expected: None)
 
     def crash(gguf, folder):
         (folder / "config.json").write_text("{}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -47,8 +48,10 @@ def save_model(folder: Path, model, tokenizer) -> None:
 
 
 def save_checkpoint(folder: Path, model, tokenizer, state: dict) -> None:
-    """Model + training state (optimisers, step, every RNG) so that a resumed run continues the same stream."""
-    state = {**state, "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Model + training state (optimisers, step, every RNG) so that a resumed run continues the same stream.
+    The state holds only tensors and plain Python values, so it loads with `torch.load(weights_only=True)`."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {**state, "rng": {"python": random.getstate(), "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
                               "torch": torch.get_rng_state()}}
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -61,13 +64,19 @@ def save_checkpoint(folder: Path, model, tokenizer, state: dict) -> None:
 
 def load_checkpoint(folder: Path):
     """(model, tokenizer, state) of a checkpoint, or None when there is none."""
-    if not (folder / "trainer_state.pt").exists():
+    path = folder / "trainer_state.pt"
+    if not path.exists():
         return None
+    try:  # weights_only: unpickling a file from elsewhere must not run code
+        state = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserError(f"{path}: not a plain training state ({str(err).splitlines()[0]}); it may come from an older "
+                        "version or another program: delete the checkpoint folder to start the stage afresh") from None
     model, tokenizer = load_model(folder)
-    state = torch.load(folder / "trainer_state.pt", weights_only=False)
     rng = state.pop("rng")
     random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
+    name, keys, pos, has_gauss, gauss = rng["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(rng["torch"])
     return model, tokenizer, state
 
