@@ -11,6 +11,7 @@ import sys
 
 from rerank_rl.rl import _env  # noqa: F401
 from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.serve.cli import add_serve_parser
 
 
 def _add_model_parser(sub) -> None:
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(sub)
     _add_export_parser(sub)
     _add_model_parser(sub)
+    add_serve_parser(sub)
     _add_package_parsers(sub)
     return parser
 
