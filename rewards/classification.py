@@ -118,6 +118,7 @@ class _LabelSetReward(Reward):
     """Scores the completion's label set against `gold_labels` with one of the array functions above."""
 
     low, high = 0.0, 1.0
+    answer_format = "labels"  # no hacking probes for label sets yet (rewards/probes.py)
     measure: Callable[..., np.ndarray] = staticmethod(f1_micro)
     default_name = "label_f1_micro"
 

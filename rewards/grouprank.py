@@ -73,6 +73,8 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 class GroupRank(Reward):
     """GroupRank reward (see module docstring). Components: ndcg, recall, js (the divergence), format_ok."""
 
+    answer_format = "scores"  # which hacking probes apply (rewards/probes.py)
+
     def __init__(
         self,
         gamma: float = 0.2,

@@ -41,6 +41,8 @@ __all__ = ["ERankRR", "ERankSE", "ERankNDCG"]
 
 
 class _Pointwise(Reward):
+    answer_format = "grade"
+
     def __init__(self, low: int, high: int, unformatted_penalty: float, tags: Sequence[str], name: str):
         if high <= low:
             raise ValueError(f"score range needs low < high, got [{low}, {high}]")

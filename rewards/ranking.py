@@ -160,6 +160,10 @@ class _ListMetric(Reward):
 
     label = "metric"
 
+    @property
+    def answer_format(self) -> str:
+        return "permutation" if self.answer == "permutation" else "scores"
+
     def __init__(
         self,
         k: int = 10,
@@ -260,6 +264,8 @@ class ReasonRank(Reward):
     """ReasonRank: -1 without the tags; 0 when the answer is not exactly a permutation of the candidates;
     else nDCG@k + recall_weight·Recall@k + rbo_weight·RBO. Range [-1, 1 + recall_weight + rbo_weight]."""
 
+    answer_format = "permutation"
+
     def __init__(
         self,
         k: int = 10,
@@ -313,6 +319,8 @@ class Rearank(Reward):
     gain is clipped to [-1, 1], so the total lies in [-gain_weight, gain_weight + tags_weight + valid_weight]. An
     unparsable answer ranks as the prompt order (gain 0)."""
 
+    answer_format = "permutation"
+
     def __init__(
         self,
         k: int = 10,
@@ -359,6 +367,8 @@ class MMR5(Reward):
     format = valid · length · range, valid = tags present and ids parsed, length = (N − |len − N|)/N clipped at 0,
     range = share of ids in [1, N]. Ids are deduplicated first (first position kept), as the paper intends;
     out-of-range ids keep their place in the list. Gold = `label >= relevant_at`."""
+
+    answer_format = "permutation"
 
     low, high = 0.0, 2.0
 

@@ -22,6 +22,7 @@ class RankR1(Reward):
     """Rank-R1 setwise reward in {0, 1}. Components: correct (choice right, format aside), format_ok."""
 
     low, high = 0.0, 1.0
+    answer_format = "choice"
 
     def __init__(self, relevant_at: float = 1, tags: Sequence[str] = ("think", "answer"), name: str = "rank_r1"):
         self.relevant_at, self.tags, self.name = relevant_at, tuple(tags), name

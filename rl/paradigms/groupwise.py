@@ -22,6 +22,7 @@ from rerank_rl.rewards.parsers import parse_scores
 
 PROMPT_VERSION = "groupwise-v3"
 DEFAULT_REWARDS = {"grouprank": 1.0}
+ANSWER_FORMAT = "scores"  # the parser its answers follow: picks the hacking probes of `rerank-rl reward probe`
 
 # Short on purpose: on CPU every prompt token is paid for in every training step and every window, and the
 # instructions are the same in all of them (v3 cut the system prompt from ~95 to ~45 tokens).
