@@ -47,6 +47,11 @@ def group_stds(values: Sequence[float | None], groups: dict[Any, list[int]]) -> 
     return out
 
 
+def _title(reward: str, detail: str) -> str:
+    short = reward if len(reward) <= 45 else "…" + reward[-44:]  # file plug-ins have long specs
+    return f"{short}\n{detail}"
+
+
 def _filename(*parts: str) -> str:
     return "__".join(re.sub(r"[^A-Za-z0-9_.@-]+", "_", p).strip("_") or "x" for p in parts) + ".png"
 
@@ -80,7 +85,7 @@ def write_plots(
             present = [float(v) for v in values if v is not None]
             fig, ax = plt.subplots(figsize=(5, 3.2))
             ax.hist(present, bins=min(30, max(5, len(set(present)))) if present else 5, color="#4477aa")
-            ax.set(title=f"{reward}: {component} ({len(present)} values)", xlabel=component, ylabel="completions")
+            ax.set(title=_title(reward, f"{component}, {len(present)} values"), xlabel=component, ylabel="completions")
             save(fig, _filename(reward, component))
         if groups:
             totals = components["total"]
@@ -90,7 +95,7 @@ def write_plots(
             fig, ax = plt.subplots(figsize=(5, 3.2))
             ax.hist(stds, bins=20, color="#cc6677")
             shown = "-" if share is None else f"{share:.0%}"
-            ax.set(title=f"{reward}: zero-variance groups{at} {shown}", xlabel="std of the total within a qid",
+            ax.set(title=_title(reward, f"zero-variance groups{at}: {shown}"), xlabel="std of the total within a qid",
                    ylabel="groups")
             save(fig, _filename(reward, "group_spread"))
     return written
