@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import subprocess
 import sys
+import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,3 +19,37 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `rerank-rl ARGS` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "rerank_rl.rl.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
+
+
+@contextlib.contextmanager
+def serving(*args: str):
+    """Run `rerank-rl serve ARGS --port 0` in a subprocess (one torch thread); yields (base URL, log file), and
+    stops the server afterwards. The log holds its stderr, for tests that look for tracebacks."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "rerank_rl.rl.cli", "serve", *args, "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO, env=env)
+        try:
+            line = ""
+            while not line.startswith("serving "):
+                line = proc.stdout.readline()
+                if not line and proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"the server exited with {proc.returncode}: {log.read()[-2000:]}")
+            yield line.rsplit(" on ", 1)[1].strip(), log
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def http(url: str, body=None, method: str | None = None, data: bytes | None = None,
+         headers: dict | None = None) -> tuple[int, dict]:
+    """(status, JSON answer) of one request; `body` is sent as JSON, `data` as raw bytes."""
+    if body is not None:
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())

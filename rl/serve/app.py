@@ -1,7 +1,7 @@
 """The HTTP routes. `Service` holds one engine and answers starlette requests; `build_app` mounts it as an ASGI
 app for uvicorn, and the Ray Serve deployment (ray_backend.py) calls the same handlers.
 
-    GET  /health       {"status": "ok"}
+    GET  /health       {"status": "ok", "model_calls": ..., "requests_served": ...}
     GET  /v1/models    the export: paradigm, model, settings
     POST /v1/rerank    (also /rerank, /v2/rerank) query + documents -> results sorted by relevance_score
     POST /v1/classify  texts + labels -> every label's score per text (classifier exports)
@@ -78,7 +78,9 @@ class Service:
         return parse_json(b"".join(chunks))
 
     async def health(self, request: Request):
-        return JSONResponse({"status": "ok", "task": self.engine.task})
+        # model calls and the requests they served: their ratio is the batching achieved under load
+        return JSONResponse({"status": "ok", "task": self.engine.task, "model_calls": self.batcher.calls,
+                             "requests_served": self.batcher.served})
 
     async def models(self, request: Request):
         return JSONResponse({"object": "list", "data": [self.model]})

@@ -66,6 +66,7 @@ def _serve_uvicorn(export_dir: Path, args, limits, overrides: dict) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
+        sock.listen(2048)  # from here connections wait in the backlog, so the line below is already true
     except OSError as err:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({err.strerror})") from None
     port = sock.getsockname()[1]  # the real port when --port 0

@@ -31,9 +31,11 @@ class Limits:
 
 def parse_json(body: bytes) -> dict:
     try:
-        payload = json.loads(body)
+        text = body.decode("utf-8")  # json.loads would guess UTF-16/32 from the first bytes
     except UnicodeDecodeError:
         raise BadRequest(400, "the body is not UTF-8 text") from None
+    try:
+        payload = json.loads(text)
     except json.JSONDecodeError as err:
         raise BadRequest(400, f"the body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
     if not isinstance(payload, dict):
