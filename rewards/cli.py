@@ -203,12 +203,14 @@ def run_reward_score(args) -> int:
             prompts, completions, columns = read_completions(args.input)
         series = score_series(specs, prompts, completions, columns)
         report = summarize(specs, prompts, completions, columns, args.group_size, series)
+        plots = []
+        if args.plot:
+            groups = group_rows(columns["qid"]) if "qid" in columns else None
+            plots = [str(p) for p in write_plots(args.plot, series, groups, args.group_size)]
     except ValueError as error:
         raise UserError(str(error)) from None
-    plots = []
-    if args.plot:
-        groups = group_rows(columns["qid"]) if "qid" in columns else None
-        plots = [str(p) for p in write_plots(args.plot, series, groups, args.group_size)]
+    except OSError as error:  # --save or --plot cannot write where asked
+        raise UserError(f"{error.filename or 'output'}: cannot write ({error.strerror or error})") from None
     source = str(args.input or f"{args.model} on {args.data}")
     if args.json:
         print(json.dumps({"input": source, "completions": len(completions), "rewards": report,

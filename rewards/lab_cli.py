@@ -8,7 +8,7 @@ from typing import Any
 
 from .agreement import compare_rewards
 from .cli import SPEC_HELP, _fmt, parse_specs, read_completions
-from .probes import PROBES, list_formats
+from .probes import PROBES, BadRow, list_formats
 from .probing import probe_reward
 from .registry import get_reward
 
@@ -66,8 +66,15 @@ def _print_probes(path: str, report: dict[str, Any]) -> None:
         console.print(f"{spec}: flagged by {flagged}")
 
 
+def _line_of(path: str, row: int) -> int | None:
+    """File line of the `row`-th object (blank lines are skipped by the reader); only read on the error path."""
+    from rerank_rl.data_synthesis.readers import read_jsonl
+
+    return next((lineno for i, (lineno, _) in enumerate(read_jsonl(path)) if i == row), None)
+
+
 def run_reward_probe(args) -> int:
-    from rerank_rl.rl.errors import UserError
+    from rerank_rl.rl.errors import UserError, located
 
     try:
         specs = parse_specs(args.reward)
@@ -75,6 +82,8 @@ def run_reward_probe(args) -> int:
         _, _, columns = read_completions(args.input, need_completion=False)
         size = len(next(iter(columns.values()), []))
         report = {spec: probe_reward(get_reward(spec), columns, size, args.format, tags) for spec in specs}
+    except BadRow as error:
+        raise located(args.input, _line_of(args.input, error.row), str(error)) from None
     except ValueError as error:
         raise UserError(f"reward probe on {args.input}: {error}") from None
     if args.json:

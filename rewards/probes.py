@@ -18,11 +18,27 @@ from dataclasses import dataclass
 
 from .contract import column, group_rows
 
-__all__ = ["Unit", "ProbeFormat", "register_format", "get_format", "list_formats", "PROBES", "build_probes"]
+__all__ = ["BadRow", "Unit", "ProbeFormat", "register_format", "get_format", "list_formats", "PROBES", "build_probes"]
 
 CONSTANT = 5.0
 REPEATS = 4  # how many times the padding probe repeats the reasoning and the answer's entries
 EXTRA_IDS = 5
+
+
+class BadRow(ValueError):
+    """A row whose gold cannot be read; `row` is its 0-based index, for the caller to turn into a file line."""
+
+    def __init__(self, row: int, message: str):
+        super().__init__(message)
+        self.row = row
+
+
+def _grades(value, row: int, name: str) -> list[float]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    try:
+        return [float(x) for x in values if not isinstance(x, bool)] if values else []
+    except (TypeError, ValueError):
+        raise BadRow(row, f"{name!r} must hold numbers, got {value!r}") from None
 
 
 @dataclass
@@ -51,7 +67,7 @@ class ProbeFormat:
         for rows in group_rows(keys).values():
             row = next((r for r in rows if labels[r] is not None), None)
             if row is not None and len(labels[row]):
-                units.append(Unit([row], [float(x) for x in labels[row]], texts[row]))
+                units.append(Unit([row], _grades(labels[row], row, "labels"), texts[row]))
         return units
 
     def answers(self, unit: Unit, scores: Sequence[float]) -> list[str]:
@@ -190,7 +206,8 @@ class Grade(ProbeFormat):
             if first is not None and all(first[r] is not None for r in rows):
                 rows.sort(key=lambda r: -float(first[r]))
             if rows:
-                units.append(Unit(rows, [float(labels[r]) for r in rows], [texts[r] for r in rows] if texts else None))
+                grades = [_grades(labels[r], r, "label")[0] for r in rows]
+                units.append(Unit(rows, grades, [texts[r] for r in rows] if texts else None))
         return units
 
     def answers(self, unit, scores):

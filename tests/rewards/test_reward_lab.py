@@ -33,7 +33,8 @@ def write_jsonl(path, rows):
 
 def list_rows(queries=20, seed=3):
     """Built-in queries (graded 0-3, first-stage order already fair, not perfect), one labelled row each."""
-    return [{k: ex[k] for k in ("qid", "doc_ids", "doc_texts", "labels")} for ex in generate_examples(queries, seed=seed)]
+    keys = ("qid", "doc_ids", "doc_texts", "labels")
+    return [{k: ex[k] for k in keys} for ex in generate_examples(queries, seed=seed)]
 
 
 def point_rows(binary: bool):
@@ -272,3 +273,15 @@ def test_live_scoring_input_errors(tmp_path, tiny_lm_path):
         run(["reward", "score", "--reward", "ndcg@10", "--model", str(tmp_path), "--data", "builtin"])
     with pytest.raises(UserError, match="either --input"):
         run(["reward", "score", "--reward", "ndcg@10"])
+
+
+def test_bad_labels_and_unwritable_outputs_are_one_line(tmp_path):
+    bad = tmp_path / "rows.jsonl"
+    bad.write_text('{"qid": "a", "labels": [1, 0]}\n\n{"qid": "b", "labels": ["x", 0]}\n')
+    with pytest.raises(UserError, match=f"^{bad}:3: 'labels' must hold numbers"):
+        run(["reward", "probe", "--reward", "ndcg@10", "--input", str(bad)])
+    data = rollout_file(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write"):
+        run(["reward", "score", "--reward", "ndcg@10", "--input", str(data), "--plot", str(blocker / "plots")])
