@@ -22,7 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec_dl" / "BM25" / "retrieve_results_dl19.json"
+DATA = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trec_dl" / "BM25"
+        / "retrieve_results_dl19.json")
 
 
 def payloads(docs: int) -> list[dict]:

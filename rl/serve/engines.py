@@ -86,11 +86,11 @@ class ClassifierEngine:
                                   max_length=self.bundle.get("max_length", 160))
             kind = request["classification_type"] or self.bundle.get("classification_type", "single-label")
             threshold = request["threshold"] if request["threshold"] is not None else self.bundle.get("threshold", 0.5)
-            picks = decide(probs, kind, threshold)
-            out.append([{"scores": sorted(({"label": label, "score": float(p)} for label, p in zip(request["labels"], row)),
+            labels = request["labels"]
+            out.append([{"scores": sorted(({"label": label, "score": float(p)} for label, p in zip(labels, row)),
                                           key=lambda s: -s["score"]),
-                         "labels": [label for label, chosen in zip(request["labels"], chosen_row) if chosen]}
-                        for row, chosen_row in zip(probs, picks)])
+                         "labels": [label for label, chosen in zip(labels, picked) if chosen]}
+                        for row, picked in zip(probs, decide(probs, kind, threshold))])
         return out
 
 

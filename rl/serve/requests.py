@@ -37,7 +37,8 @@ def parse_json(body: bytes) -> dict:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as err:
-        raise BadRequest(400, f"the body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        raise BadRequest(400, f"the body is not valid JSON: {err.msg} at line {err.lineno} "
+                              f"column {err.colno}") from None
     if not isinstance(payload, dict):
         raise BadRequest(422, f"the body must be a JSON object, got {type(payload).__name__}")
     return payload
@@ -99,8 +100,9 @@ def parse_rerank(payload: dict, limits: Limits) -> dict:
         raise BadRequest(422, f"return_documents must be true or false, got {flag!r}")
     scores = payload.get("first_stage_scores")
     if scores is not None:
-        if (not isinstance(scores, list) or len(scores) != len(documents)
-                or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in scores)):
+        numbers = isinstance(scores, list) and all(
+            isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in scores)
+        if not numbers or len(scores) != len(documents):
             raise BadRequest(422, f"first_stage_scores must be {len(documents)} finite numbers, one per document")
     return {"query": query, "documents": documents, "top_n": top_n, "return_documents": flag,
             "first_stage_scores": scores}
