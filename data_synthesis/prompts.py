@@ -2,7 +2,7 @@
 
 Pointwise, listwise and query-generation prompts live here (version `PROMPT_VERSION`). Trace prompts are the
 groupwise paradigm's own training prompts, so that the SFT data matches what the trainer shows the model; they are
-reached through `trace_messages` / `trace_prompt_version`, the one place to re-point if the paradigm moves.
+reached through the paradigm protocol (`trace_messages`, `trace_prompt_version`, `trace_budget`), by name.
 
 Replies are read with the shared parsers of `rerank_rl.rewards.parsers` (none of them raises); the functions below
 only adapt their results to what synthesis needs (range checks, de-duplication).
@@ -59,23 +59,26 @@ def query_messages(document: str, examples: Sequence[tuple[str, str]] = (), max_
     return messages
 
 
-def trace_messages(query: str, passages: Sequence[str], variant: str, max_chars: int) -> list[dict]:
-    """The groupwise paradigm's prompt for one group (the teacher answers it as the student later will)."""
-    from rerank_rl.rl.paradigms import groupwise
+TRACE_PARADIGM = "groupwise"  # traces are scored groups: the teacher answers the groupwise prompt
 
-    return groupwise.build_messages(query, passages, variant, max_chars)
+
+def _trace_paradigm(paradigm: str = TRACE_PARADIGM):
+    from rerank_rl.rl.paradigms import get_paradigm
+
+    return get_paradigm(paradigm)
+
+
+def trace_messages(query: str, passages: Sequence[str], variant: str, max_chars: int) -> list[dict]:
+    """The trained paradigm's prompt for one group (the teacher answers it as the student later will)."""
+    return _trace_paradigm().build_messages(query, passages, variant, max_chars)
 
 
 def trace_prompt_version() -> str:
-    from rerank_rl.rl.paradigms import groupwise
-
-    return getattr(groupwise, "PROMPT_VERSION", "groupwise")
+    return _trace_paradigm().prompt_version
 
 
 def trace_budget(group_size: int, variant: str) -> int:
-    from rerank_rl.rl.paradigms import groupwise
-
-    return groupwise.max_new_tokens(group_size, variant)
+    return _trace_paradigm().max_new_tokens(group_size, variant)
 
 
 def trace_prefill(variant: str) -> str:

@@ -52,6 +52,7 @@ class AnswerFormat(Reward):
         if answer not in PARSERS:
             raise ValueError(f"answer must be one of {sorted(PARSERS)}, got {answer!r}")
         self.answer, self.tags, self.name = answer, tuple(tags), name or f"answer_format_{answer}"
+        self.answer_format = answer  # what it reads: a recipe pairs it only with a paradigm of that format
 
     def compute(self, texts, columns):
         parse = PARSERS[self.answer]

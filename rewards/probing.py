@@ -25,7 +25,7 @@ def answer_format_of(reward: Callable, default: str | None = None) -> str:
         return found
     from rerank_rl.rl.paradigms import get_paradigm
 
-    return get_paradigm("groupwise").ANSWER_FORMAT
+    return get_paradigm("groupwise").answer_format
 
 
 def _rates(gold: Sequence[float | None], probe: Sequence[float | None]) -> dict[str, Any]:

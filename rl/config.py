@@ -206,3 +206,6 @@ def _import_schemas() -> None:
         except ModuleNotFoundError as err:
             if not err.name or not module.startswith(err.name):  # a missing optional schema module is fine
                 raise
+    from rerank_rl.rl.paradigms import import_all
+
+    import_all()  # each paradigm declares its recipe beside it

@@ -7,6 +7,7 @@ was interrupted from its last checkpoint.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -15,32 +16,10 @@ from rerank_rl.rl.config import CONFIG_DIR, load_recipe, save_resolved
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.models import resolve_model
 from rerank_rl.rl.orchestration import StageRunner
+from rerank_rl.rl.run_state import RunState
 
 DEFAULT_RECIPE = CONFIG_DIR / "grouprank.yaml"
 RESOLVED = "config.yaml"
-
-
-class RunState:
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / "state.json"
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"done": {}}
-
-    def done(self, stage: str) -> bool:
-        return stage in self.data["done"]
-
-    def finish(self, stage: str, result) -> None:
-        self.data["done"][stage] = result
-        self.data.pop("current", None)
-        self._write()
-
-    def start(self, stage: str) -> None:
-        self.data["current"] = stage
-        self._write()
-
-    def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        tmp.replace(self.path)  # atomic: a kill never leaves a torn state file
 
 
 def new_run_dir(config, output_dir: str | None) -> Path:
@@ -49,14 +28,24 @@ def new_run_dir(config, output_dir: str | None) -> Path:
     return Path(config.output_dir) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+# Recipes beside the rerankers (same run folder, state file and resume rules, their own stages), by the recipe's
+# `paradigm:` key. Each runs as one task: its pipeline places nothing itself.
+SIBLING_RECIPES = {"classifier": "rerank_rl.rl.paradigms.classifier.pipeline:run_recipe"}
+
+
 def run_recipe(config, run_dir: Path, resume: bool = False) -> dict:
-    """Run (or continue) every stage of a reranker recipe in `run_dir`; returns the final metrics."""
-    if config.paradigm == "classifier":
-        from rerank_rl.rl.paradigms.classifier.pipeline import run_recipe as run_classifier
-
+    """Run (or continue) every stage of a recipe in `run_dir`; returns the final metrics."""
+    sibling = SIBLING_RECIPES.get(config.paradigm)
+    if sibling:
+        module, function = sibling.split(":")
         with StageRunner(config.ray, run_dir) as runner:
-            return runner.task(run_classifier, config, run_dir, resume, num_cpus=2)
+            return runner.task(getattr(importlib.import_module(module), function), config, run_dir, resume,
+                               num_cpus=2)
+    return run_reranker(config, run_dir, resume)
 
+
+def run_reranker(config, run_dir: Path, resume: bool = False) -> dict:
+    """The reranker pipeline, the same for every paradigm (the stages ask the paradigm what differs)."""
     from rerank_rl.rl.report import write_report
     from rerank_rl.rl.stages.evaluation import evaluate_checkpoint
     from rerank_rl.rl.stages.export import export_run
@@ -74,17 +63,13 @@ def run_recipe(config, run_dir: Path, resume: bool = False) -> dict:
     with StageRunner(config.ray, run_dir) as runner:
 
         def stage(name: str, fn, *args, training: bool = False):
-            if state.done(name):
-                return state.data["done"][name]
-            interrupted = state.data.get("current") == name
-            state.start(name)
-            if training:
-                runner.train(name, fn, *args, resume and interrupted)
-                result = str(run_dir / name / "merged")
-            else:
-                result = runner.task(fn, *args)
-            state.finish(name, result)
-            return result
+            def place(interrupted: bool):
+                if training:
+                    runner.train(name, fn, *args, interrupted)
+                    return str(run_dir / name / "merged")
+                return runner.task(fn, *args)
+
+            return state.stage(name, place, resume=resume)
 
         if config.synthesize is not None:
             from rerank_rl.data_synthesis.stage import synthesize

@@ -1,4 +1,6 @@
-"""Schema of the reranker recipes (configs/grouprank*.yaml). Every key a recipe may hold is declared here."""
+"""Schema of the reranker recipes: the sections every paradigm shares, `RerankerRecipe` (their common top level)
+and the groupwise recipe (configs/grouprank*.yaml). Other paradigms declare their recipe beside their paradigm
+(e.g. rl/paradigms/setwise.py), overriding `paradigm`, `variant`, `evaluate` and the default rewards."""
 
 from __future__ import annotations
 
@@ -157,11 +159,12 @@ class RaySection:
 
 
 @dataclass
-@register_schema("groupwise")
-class GroupwiseRecipe:
-    paradigm: Literal["groupwise"] = "groupwise"
-    name: str = "grouprank"
-    variant: Literal["answer_only", "reasoning"] = "answer_only"
+class RerankerRecipe:
+    """Top level shared by the reranker recipes; a paradigm's recipe subclasses it and overrides what differs."""
+
+    paradigm: str = ""
+    name: str = "reranker"
+    variant: str = "answer_only"
     seed: int = 0
     output_dir: str = "runs"
     model: ModelSection = field(default_factory=ModelSection)
@@ -175,6 +178,20 @@ class GroupwiseRecipe:
     ray: RaySection = field(default_factory=RaySection)
 
     def validate(self) -> None:
+        from rerank_rl.rl.paradigms import get_paradigm
+        from rerank_rl.rl.paradigms.base import check_reward_formats
+
+        check_reward_formats(get_paradigm(self.paradigm), self.rl.rewards)
+
+
+@dataclass
+@register_schema("groupwise")
+class GroupwiseRecipe(RerankerRecipe):
+    paradigm: Literal["groupwise"] = "groupwise"
+    name: str = "grouprank"
+    variant: Literal["answer_only", "reasoning"] = "answer_only"
+
+    def validate(self) -> None:
         if self.variant == "reasoning" and self.evaluate.scoring == "expected":
             raise ValueError("evaluate.scoring: 'expected' reads an answer-only completion's scores; the reasoning "
                              "variant needs scoring: greedy")
@@ -182,3 +199,4 @@ class GroupwiseRecipe:
             raise ValueError("rl.rewards: 'grouprank' requires <reason> and <answer> tags, which the answer_only "
                              "variant never writes (every completion would earn the -0.5 penalty); use "
                              "'grouprank_answer_only', or variant: reasoning")
+        super().validate()

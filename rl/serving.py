@@ -8,7 +8,6 @@ from pathlib import Path
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.generation import load_hf_generator
 from rerank_rl.rl.paradigms import get_paradigm
-from rerank_rl.rl.paradigms.groupwise import check_stride
 
 
 class Reranker:
@@ -18,7 +17,7 @@ class Reranker:
         self.paradigm = get_paradigm(bundle["paradigm"])
         self.settings = {**bundle["inference"], **{k: v for k, v in overrides.items() if v is not None}}
         try:  # before the weights load, so a bad --stride costs nothing
-            check_stride(self.settings["window"], self.settings["stride"])
+            self.paradigm.check_settings(self.settings)
         except ValueError as err:
             raise UserError(f"{err} (--window/--stride, or the export's settings)") from None
         self.generate = load_hf_generator(str(export_dir / "model"), batch_size=self.settings.get("batch_size", 8),
@@ -39,25 +38,16 @@ class Reranker:
 
 
 def inference_settings(config) -> dict:
-    """The ranking settings of a recipe: what its evaluate stage ranks with and what export writes to bundle.json."""
-    section = config.evaluate
-    # The reasoning variant writes as much as it was trained to: decode with the training completion length.
-    budget = config.rl.max_completion_length if config.variant == "reasoning" else None
-    return {"window": section.window, "stride": section.stride, "repeats": section.repeats,
-            "fusion_weight": section.fusion_weight, "max_doc_chars": config.data.max_doc_chars,
-            "seed": config.seed, "batch_size": section.batch_size, "scoring": section.scoring,
-            "decode_budget": budget}
+    """The ranking settings of a recipe: what its evaluate stage ranks with and what export writes to bundle.json
+    (the paradigm decides which)."""
+    return get_paradigm(config.paradigm).inference_settings(config)
 
 
 def rank_with(paradigm, generate, examples: list[dict], variant: str, settings: dict,
               stats: dict | None = None) -> dict:
     """Rank candidate lists through `paradigm` with one settings dict (see `inference_settings`): the one path
     that the evaluate stage and an exported Reranker share, so both rank alike."""
-    return paradigm.rank_candidates(
-        examples, generate, variant=variant, window=settings["window"], stride=settings["stride"],
-        repeats=settings["repeats"], fusion_weight=settings["fusion_weight"], max_chars=settings["max_doc_chars"],
-        seed=settings["seed"], stats=stats, scoring=settings.get("scoring", "greedy"),
-        decode_budget=settings.get("decode_budget"))
+    return paradigm.rank(examples, generate, {**settings, "variant": variant}, stats)
 
 
 def load_reranker(export_dir: str | Path, paradigm: str | None = None, **overrides) -> Reranker:

@@ -157,3 +157,15 @@ def test_save_resolved_round_trip(tmp_path):
 def test_apply_overrides_parses_yaml_values():
     data = apply_overrides({}, ["a.b=3", "a.c=[1, 2]", "a.d=null", "e=text with = sign", "f=[unclosed"])
     assert data == {"a": {"b": 3, "c": [1, 2], "d": None}, "e": "text with = sign", "f": "[unclosed"}
+
+
+def test_a_reward_of_another_answer_format_fails_at_load(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("paradigm: groupwise\nrl:\n  rewards: {erank_rr: 1.0}\n")
+    message = error_of(path)
+    assert message.count("\n") == 0
+    assert "'erank_rr' reads 'grade' answers, but the groupwise paradigm writes 'scores' answers" in message
+    path.write_text("paradigm: groupwise\nrl:\n  rewards: {answer_format: {weight: 1.0, answer: choice}}\n")
+    assert "'answer_format' reads 'choice' answers" in error_of(path)
+    path.write_text("paradigm: groupwise\nrl:\n  rewards: {grouprank_answer_only: 1.0, format: 0.1}\n")
+    assert load_recipe(path).rl.rewards["format"] == 0.1  # tag-only rewards read no answer: any paradigm

@@ -1,9 +1,10 @@
 """Paradigms: how a family of rerankers turns examples into prompts, completions into predictions, and ranks lists.
 
-A paradigm knows four things (DESIGN.md §1): the training prompt for a (query, candidates, labels) example, the
-parser for a completion, the rewards that apply by default, and how to rank a full candidate list at inference
-(`rank_candidates(..., stats=dict)` also reports what the model answered; `describe_answers` puts that in words).
-Trainers and stages only talk to this interface, so they never know which paradigm they train.
+Each paradigm is a `Paradigm` object (rl/paradigms/base.py) that stages, serving and synthesis talk to, so they
+never know which paradigm they train. Adding one: write its module (a `Paradigm` subclass, its recipe schema, a
+module-level `PARADIGM` instance), then add one line to `_MODULES` below.
+
+The classifier (rl/paradigms/classifier) is not a paradigm: it is a sibling recipe with its own pipeline.
 """
 
 from __future__ import annotations
@@ -12,11 +13,23 @@ import importlib
 
 from rerank_rl.rl.errors import UserError
 
-_MODULES = {"groupwise": "rerank_rl.rl.paradigms.groupwise"}
+_MODULES = {
+    "groupwise": "rerank_rl.rl.paradigms.groupwise",
+}
+
+
+def names() -> list[str]:
+    return sorted(_MODULES)
 
 
 def get_paradigm(name: str):
-    """The paradigm module registered under `name` (it exposes the functions of the interface above)."""
+    """The `Paradigm` registered under `name`."""
     if name not in _MODULES:
-        raise UserError(f"unknown paradigm {name!r} (known: {', '.join(sorted(_MODULES))}, classifier)")
-    return importlib.import_module(_MODULES[name])
+        raise UserError(f"unknown paradigm {name!r} (known: {', '.join(names())})")
+    return importlib.import_module(_MODULES[name]).PARADIGM
+
+
+def import_all() -> None:
+    """Import every paradigm module, so that their recipe schemas register."""
+    for module in _MODULES.values():
+        importlib.import_module(module)

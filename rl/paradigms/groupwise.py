@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from rerank_rl.rewards.parsers import parse_scores
+from rerank_rl.rl.paradigms.base import Paradigm
 
 PROMPT_VERSION = "groupwise-v3"
 DEFAULT_REWARDS = {"grouprank": 1.0}
@@ -192,3 +193,70 @@ def fuse(rerank_scores: Sequence[float], first_stage: Sequence[float], weight: f
     low, high = min(first_stage), max(first_stage)
     span = (high - low) or 1.0
     return [weight * r + (1 - weight) * (f - low) / span for r, f in zip(rerank_scores, first_stage)]
+
+
+class Groupwise(Paradigm):
+    """The groupwise paradigm on the protocol; the module-level functions above stay its implementation (and the
+    names other modules import)."""
+
+    name = "groupwise"
+    prompt_version = PROMPT_VERSION
+    answer_format = ANSWER_FORMAT
+    variants = VARIANTS
+    default_rewards = DEFAULT_REWARDS
+
+    @property
+    def recipe(self):
+        from rerank_rl.rl.recipe import GroupwiseRecipe
+
+        return GroupwiseRecipe
+
+    def build_messages(self, query, passages, variant="answer_only", max_chars=400):
+        return build_messages(query, passages, variant, max_chars)
+
+    def gold_answer(self, labels, variant="answer_only", max_grade=3, teacher_scores=None):
+        return gold_answer(labels, variant, max_grade, teacher_scores)
+
+    def parse(self, completion, num_passages):
+        return parse(completion, num_passages)
+
+    def max_new_tokens(self, num_passages, variant):
+        return max_new_tokens(num_passages, variant)
+
+    def inference_settings(self, config) -> dict:
+        section = config.evaluate
+        # The reasoning variant writes as much as it was trained to: decode with the training completion length.
+        budget = config.rl.max_completion_length if config.variant == "reasoning" else None
+        return {"window": section.window, "stride": section.stride, "repeats": section.repeats,
+                "fusion_weight": section.fusion_weight, "max_doc_chars": config.data.max_doc_chars,
+                "seed": config.seed, "batch_size": section.batch_size, "scoring": section.scoring,
+                "decode_budget": budget}
+
+    def check_settings(self, settings) -> None:
+        check_stride(settings["window"], settings["stride"])
+
+    def rank(self, examples, generate, settings, stats=None):
+        return rank_candidates(
+            examples, generate, variant=settings["variant"], window=settings["window"], stride=settings["stride"],
+            repeats=settings["repeats"], fusion_weight=settings["fusion_weight"], max_chars=settings["max_doc_chars"],
+            seed=settings["seed"], stats=stats, scoring=settings.get("scoring", "greedy"),
+            decode_budget=settings.get("decode_budget"))
+
+    def describe_answers(self, answers):
+        return describe_answers(answers)
+
+    def bundle_fields(self, config):
+        settings = self.inference_settings(config)
+        return {**super().bundle_fields(config),
+                "parser": "rerank_rl.rewards.parsers:parse_scores",
+                "decoding": {"do_sample": False, "scoring": settings["scoring"],
+                             "max_new_tokens": settings["decode_budget"] or "12 + 8 * passages (+64 for reasoning)"}}
+
+    fuse = staticmethod(fuse)
+    windows = staticmethod(windows)
+    check_stride = staticmethod(check_stride)
+    answer_stats = staticmethod(answer_stats)
+    rank_candidates = staticmethod(rank_candidates)
+
+
+PARADIGM = Groupwise()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.paradigms import get_paradigm
-from rerank_rl.rl.serving import inference_settings
 from rerank_rl.rl.stages.common import inference_dtype
 
 BUNDLE = "bundle.json"
@@ -27,19 +26,14 @@ def export_run(config, run_dir: Path, final_model: Path, out: Path | None = None
     if adapter.exists():
         shutil.copytree(adapter, tmp / "adapter")
     paradigm = get_paradigm(config.paradigm)
-    settings = inference_settings(config)
     bundle = {
         "format": "rerank-rl-bundle/1",
         "paradigm": config.paradigm,
         "variant": config.variant,
-        "prompt_version": paradigm.PROMPT_VERSION,
-        "prompt_example": paradigm.build_messages("<query>", ["<passage 1>", "<passage 2>"], config.variant),
-        "parser": "rerank_rl.rewards.parsers:parse_scores",
         "base_model": config.model.name,
         "dtype": inference_dtype(config),
-        "decoding": {"do_sample": False, "scoring": settings["scoring"],
-                     "max_new_tokens": settings["decode_budget"] or "12 + 8 * passages (+64 for reasoning)"},
-        "inference": settings,
+        **paradigm.bundle_fields(config),  # prompt version and example, parser, decoding
+        "inference": paradigm.inference_settings(config),
     }
     (tmp / BUNDLE).write_text(json.dumps(bundle, indent=2))
     shutil.rmtree(out, ignore_errors=True)

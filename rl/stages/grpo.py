@@ -21,15 +21,10 @@ from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.probe import attach_probe
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
 
-REWARD_COLUMNS = ("qid", "source_qid", "doc_ids", "labels", "first_stage_scores")
-
-
 def rl_dataset(config, groups: Dataset) -> Dataset:
-    """Prompt column (chat messages) plus the columns rewards read; TRL passes the extra columns to rewards."""
-    paradigm = get_paradigm(config.paradigm)
-    prompts = [paradigm.build_messages(g["query"], g["doc_texts"], config.variant, config.data.max_doc_chars)
-               for g in groups]
-    return groups.select_columns([c for c in REWARD_COLUMNS if c in groups.column_names]).add_column("prompt", prompts)
+    """Prompt column (chat messages) plus the columns rewards read (the paradigm decides both); TRL passes the
+    extra columns to rewards."""
+    return get_paradigm(config.paradigm).rl_rows(groups, config)
 
 
 class ZeroVarianceFilter:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rerank_rl.rl.errors import UserError
-from rerank_rl.rl.pipeline import RunState
+from rerank_rl.rl.run_state import RunState
 
 from .config import ClassifierRecipe
 from .data import (
@@ -55,15 +55,13 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
     frozen = None if config.model.train_embeddings else config.model.frozen_layers
 
     def stage(name: str, fn, *args):
-        if state.done(name):
-            return state.data["done"][name]
-        interrupted = resume and state.data.get("current") == name
-        state.start(name)
-        started = time.time()
-        result = fn(interrupted, *args)
-        log(f"[{name}] done in {time.time() - started:.1f} s")
-        state.finish(name, result)
-        return result
+        def timed(interrupted: bool, *inner):
+            started = time.time()
+            result = fn(interrupted, *inner)
+            log(f"[{name}] done in {time.time() - started:.1f} s")
+            return result
+
+        return state.stage(name, timed, *args, resume=resume)
 
     def evaluate(_resume, model_dir: str):
         model, tokenizer = load_model(model_dir)
