@@ -14,7 +14,7 @@ from .contract import FORMAT_OK, Reward, RewardOutput, column
 from .parsers import parse_choice
 from .registry import register_reward
 
-__all__ = ["RankR1"]
+__all__ = ["RankR1", "RankR1AnswerOnly"]
 
 
 @register_reward("rank_r1")
@@ -44,3 +44,11 @@ class RankR1(Reward):
             format_ok.append(float(parsed.format_ok))
             totals.append(float(right and parsed.format_ok))
         return RewardOutput(totals, {"correct": correct, FORMAT_OK: format_ok})
+
+
+@register_reward("rank_r1_answer_only")
+class RankR1AnswerOnly(RankR1):
+    """Rank-R1 for the no-reasoning variant: only `<answer>[k]</answer>` is required."""
+
+    def __init__(self, relevant_at: float = 1, tags: Sequence[str] = ("answer",), name: str = "rank_r1_answer_only"):
+        super().__init__(relevant_at, tags, name)

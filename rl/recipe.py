@@ -183,6 +183,13 @@ class RerankerRecipe:
 
         check_reward_formats(get_paradigm(self.paradigm), self.rl.rewards)
 
+    def check_answer_only_reward(self, reasoning_reward: str, tags: str, outcome: str) -> None:
+        """A reward that requires the reasoning tags gives an answer_only recipe nothing but its penalty."""
+        if self.variant == "answer_only" and reasoning_reward in self.rl.rewards:
+            raise ValueError(f"rl.rewards: '{reasoning_reward}' requires {tags} tags, which the answer_only variant "
+                             f"never writes (every completion would earn {outcome}); use "
+                             f"'{reasoning_reward}_answer_only', or variant: reasoning")
+
 
 @dataclass
 @register_schema("groupwise")
@@ -195,8 +202,5 @@ class GroupwiseRecipe(RerankerRecipe):
         if self.variant == "reasoning" and self.evaluate.scoring == "expected":
             raise ValueError("evaluate.scoring: 'expected' reads an answer-only completion's scores; the reasoning "
                              "variant needs scoring: greedy")
-        if self.variant == "answer_only" and "grouprank" in self.rl.rewards:
-            raise ValueError("rl.rewards: 'grouprank' requires <reason> and <answer> tags, which the answer_only "
-                             "variant never writes (every completion would earn the -0.5 penalty); use "
-                             "'grouprank_answer_only', or variant: reasoning")
+        self.check_answer_only_reward("grouprank", "<reason> and <answer>", "the -0.5 penalty")
         super().validate()

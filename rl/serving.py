@@ -61,7 +61,8 @@ def load_reranker(export_dir: str | Path, paradigm: str | None = None, **overrid
         raise UserError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
     if paradigm and bundle.get("paradigm") != paradigm:
         raise UserError(f"{path}: the model was trained as {bundle.get('paradigm')!r}, not {paradigm!r}")
-    unknown = set(overrides) - set(bundle.get("inference", {})) - {"batch_size", "scoring"}
+    given = {key for key, value in overrides.items() if value is not None}  # the options the user did set
+    unknown = given - set(bundle.get("inference", {})) - {"batch_size", "scoring"}
     if unknown:
         raise UserError(f"{path}: no inference setting named {', '.join(sorted(unknown))}")
     return Reranker(export_dir, bundle, **overrides)

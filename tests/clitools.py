@@ -15,6 +15,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def write_candidates(examples: list[dict], folder: Path) -> tuple[Path, Path]:
+    """Evaluation lists as a rank_llm retrieve_results JSON and a qrels file, as a user would bring them."""
+    cands = [{"query": ex["query"], "hits": [
+        {"qid": ex["qid"], "docid": d, "content": t, "score": s, "rank": r}
+        for r, (d, t, s) in enumerate(zip(ex["doc_ids"], ex["doc_texts"], ex["first_stage_scores"]), start=1)]}
+        for ex in examples]
+    (folder / "cands.json").write_text(json.dumps(cands))
+    lines = [f"{ex['qid']} 0 {d} {g}" for ex in examples for d, g in zip(ex["doc_ids"], ex["labels"])]
+    (folder / "qrels.txt").write_text("\n".join(lines) + "\n")
+    return folder / "cands.json", folder / "qrels.txt"
+
+
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `rerank-rl ARGS` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "rerank_rl.rl.cli", *args], capture_output=True, text=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from clitools import REPO, run_cli
+from clitools import REPO, run_cli, write_candidates
 
 TINY_RECIPE = str(REPO / "configs" / "grouprank_tiny.yaml")
 
@@ -28,18 +28,6 @@ def _train(run_dir: Path, *overrides: str, resume: bool = False, popen: bool = F
     result = run_cli(*args, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def _write_candidates(examples: list[dict], folder: Path) -> tuple[Path, Path]:
-    """The evaluation set as a rank_llm retrieve_results JSON and a qrels file, as a user would bring them."""
-    cands = [{"query": ex["query"], "hits": [
-        {"qid": ex["qid"], "docid": d, "content": t, "score": s, "rank": r}
-        for r, (d, t, s) in enumerate(zip(ex["doc_ids"], ex["doc_texts"], ex["first_stage_scores"]), start=1)]}
-        for ex in examples]
-    (folder / "cands.json").write_text(json.dumps(cands))
-    lines = [f"{ex['qid']} 0 {d} {g}" for ex in examples for d, g in zip(ex["doc_ids"], ex["labels"])]
-    (folder / "qrels.txt").write_text("\n".join(lines) + "\n")
-    return folder / "cands.json", folder / "qrels.txt"
 
 
 @pytest.mark.slow
@@ -61,7 +49,7 @@ def test_default_model_end_to_end(tmp_path):
 
     # Reloading the export through the CLI reproduces the run's own evaluation.
     examples = [dict(r) for r in load_from_disk(str(run_dir / "data/eval"))]
-    cands, qrels = _write_candidates(examples, tmp_path)
+    cands, qrels = write_candidates(examples, tmp_path)
     result = run_cli("evaluate", "--model", str(run_dir / "export"), "--paradigm", "groupwise",
                      "--candidates", str(cands), "--qrels", str(qrels), "--json")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -15,6 +15,7 @@ from rerank_rl.rl.errors import UserError
 
 _MODULES = {
     "groupwise": "rerank_rl.rl.paradigms.groupwise",
+    "setwise": "rerank_rl.rl.paradigms.setwise",
 }
 
 

@@ -37,9 +37,10 @@ def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels
     out = run_dir / "metrics"
     out.mkdir(parents=True, exist_ok=True)
     write_trec_run(out / f"{name}.run", reranked, tag=f"rerank-rl-{name}")
+    fusion_weight = inference_settings(config).get("fusion_weight")  # None where the paradigm has no fusion
     payload = {"paradigm": config.paradigm, "model": str(model_path), "reranked": results["reranked"],
-               "first_stage": results["first_stage"], "fusion": config.evaluate.fusion_weight is not None,
-               "fusion_weight": config.evaluate.fusion_weight, "rel_level": rel_level, "answers": answers}
+               "first_stage": results["first_stage"], "fusion": fusion_weight is not None,
+               "fusion_weight": fusion_weight, "rel_level": rel_level, "answers": answers}
     if any(g > 0 for docs in qrels.values() for g in docs.values()):
         # Mean final score x10 per gold grade: 0-10 answers, unless fused with the first stage (then not answers).
         payload["grade_means"], payload["grade_counts"] = grade_means(reranked, qrels)
