@@ -149,9 +149,13 @@ def read_named(spec: str, root: str | Path) -> list[Example]:
     if path.is_file():
         return read_classification_file(path)
     name, _, split = spec.partition(":")
+    from rerank_rl.data_synthesis.label_corpus import QUERY_SETS, read_query_labels
+
+    if name in QUERY_SETS:  # ranking data turned into classification (queries as labels)
+        return read_query_labels(name, split, root)
     if name not in READERS:
-        raise UserError(f"unknown classification set {name!r}: neither a known set ({', '.join(sorted(READERS))}) "
-                        "nor a file")
+        known = ", ".join(sorted([*READERS, *QUERY_SETS]))
+        raise UserError(f"unknown classification set {name!r}: neither a known set ({known}) nor a file")
     reader, default_split = READERS[name]
     return reader(_data_folder(root, name), split or default_split)
 

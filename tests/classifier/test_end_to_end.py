@@ -30,14 +30,37 @@ def test_run_writes_metrics_for_every_model(tiny_run):
         for name in ("ag_news:test", "yin2019_emotion:test"):
             result = metrics[model][name]
             assert 0 <= result["macro_f1"] <= 1 and result["examples"] == 12
-    assert "macro_f1_unseen" in metrics["ppo"]["yin2019_emotion:test"]  # 6 of its 10 emotions are trained on
-    assert "macro_f1_unseen" not in metrics["ppo"]["ag_news:test"]
+    # emotion_dair is held out whole (validation only), so none of yin2019's emotions is trained on: its macro-F1
+    # over unseen labels would be its macro-F1 again, and is left out.
+    assert not {"joy", "sadness", "anger"} & set(metrics["seen_labels"])
+    assert "macro_f1_unseen" not in metrics["ppo"]["yin2019_emotion:test"]
     assert metrics["ppo_training"]["steps"] == 2 and (tiny_run / "report.md").exists()
     assert metrics["supervised_training"]["open_vocabulary"] > 10
     for stage in ("supervised", "ppo"):
         assert (tiny_run / stage / "log.jsonl").exists() and list((tiny_run / stage / "tensorboard").iterdir())
     log = [json.loads(line) for line in (tiny_run / "ppo" / "log.jsonl").read_text().splitlines()]
-    assert {"reward", "kl", "entropy", "clip_frac"} <= set(log[0])
+    assert {"reward", "kl", "entropy", "clip_frac"} <= set(log[1])
+    # The held-out-label figure every PPO step (validate_every 1), beside the reward and the base encoder's figure.
+    assert [row["step"] for row in log if "heldout_macro_f1" in row] == [0, 1, 2]
+    assert all("heldout_base" in row for row in log if "heldout_macro_f1" in row)
+
+
+def test_heldout_labels_are_measured_and_choose_the_checkpoint(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    held = set(metrics["heldout_labels"])
+    assert held and not held & {label.casefold() for label in metrics["seen_labels"]}  # never trained on
+    assert any(name.startswith("trec_dl_queries:dl21#") for name in metrics["heldout_groups"])
+    base = metrics["baseline"]["held-out labels"]["macro_f1"]
+    for stage, evaluated in (("supervised_training", "supervised"), ("ppo_training", "ppo")):
+        choice = metrics[stage]["heldout"]
+        figures = [h["macro_f1"] for h in choice["history"]]
+        assert choice["macro_f1"] == max(figures) and choice["base_encoder"] == base
+        assert figures.index(max(figures)) == [h["step"] for h in choice["history"]].index(choice["chosen_step"])
+        # The stage's model is the chosen checkpoint: evaluated afresh it gives the figure it was chosen for.
+        assert metrics[evaluated]["held-out labels"]["macro_f1"] == pytest.approx(choice["macro_f1"], abs=1e-9)
+    # PPO starts from the supervised choice and may only keep it or better it.
+    assert metrics["ppo_training"]["heldout"]["macro_f1"] >= metrics["supervised_training"]["heldout"]["macro_f1"]
+    assert metrics["supervised_training"]["distinct_labels"]["with_target"] > 30
 
 
 def test_export_reloads_in_gliclass_with_same_predictions(tiny_run, shared_data):

@@ -63,6 +63,14 @@ class DataConfig:
     # set: each offers only open-vocabulary labels, so the teacher alone trains on them. Web and science passages
     # bring topics that the labelled sets (sentiment, emotion, banking) lack. Needs vocab_labels > 0.
     unlabeled: list[str] = field(default_factory=list)
+    # Probability that a labelled set's label is shown as a variant: a template ("about card arrival") or a short
+    # description ("joy: feeling happy ..."), so the model reads label strings instead of memorising a few names.
+    label_variants: float = 0.0
+    # Validation on labels never trained on: {training set: share of its labels held out whole}; texts carrying
+    # them leave training and form zero-shot validation groups of up to max_labels labels.
+    holdout_labels: dict[str, float] = field(default_factory=dict)
+    holdout_sets: list[str] = field(default_factory=list)  # training sets held out whole (validation only)
+    holdout_examples: int = 200  # validation texts per held-out set (spread over its groups)
 
     def validate(self):
         if not self.train:
@@ -75,6 +83,18 @@ class DataConfig:
             raise ValueError("vocab_labels >= 0, vocab_min_df >= 1 and vocab_max_df in (0, 1]")
         if self.unlabeled and not self.vocab_labels:
             raise ValueError("unlabeled texts need vocab_labels > 0 (they offer open-vocabulary labels only)")
+        if not 0 <= self.label_variants <= 1:
+            raise ValueError("label_variants must be in [0, 1]")
+        if self.holdout_examples < 10:
+            raise ValueError("holdout_examples must be at least 10")
+        for key, specs in (("holdout_sets", self.holdout_sets), ("holdout_labels", list(self.holdout_labels))):
+            stray = [spec for spec in specs if spec not in self.train]
+            if stray:
+                raise ValueError(f"{key} names {stray[0]!r}, which is not in train (held-out labels come from the "
+                                 "training sets)")
+        for spec, share in self.holdout_labels.items():
+            if not 0 < share < 1:
+                raise ValueError(f"holdout_labels.{spec} must be a share in (0, 1), got {share}")
 
 
 @dataclass
@@ -96,9 +116,16 @@ class SupervisedConfig:
     # Weight of the content-free prior penalty: the spread of the label logits when the text says nothing. A label
     # that wins unread is a prior, and priors learnt on training labels carry over to unseen label sets.
     prior_weight: float = 0.0
+    # L2-SP: weight of the squared distance of the encoder's weights from the pretrained ones (summed), so training
+    # keeps what the encoder knows; 0 = off.
+    l2sp_weight: float = 0.0
     grad_clip: float = 1.0
     log_every: int = 10
     save_every: int = 100
+    # Zero-shot macro-F1 on the held-out labels (data.holdout_*) every N steps; the stage's model is its best
+    # validated checkpoint (step 0 included). 0 = off: the last weights.
+    validate_every: int = 50
+    patience: int = 0  # stop after this many validations without a new best (0: never stop early)
 
     def validate(self):
         if self.steps < 0 or self.batch_size < 1:
@@ -107,8 +134,10 @@ class SupervisedConfig:
             raise ValueError("focal_alpha must be <= 1 (negative: off)")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
-        if self.prior_weight < 0:
-            raise ValueError("prior_weight must be >= 0")
+        if self.prior_weight < 0 or self.l2sp_weight < 0:
+            raise ValueError("prior_weight and l2sp_weight must be >= 0")
+        if self.validate_every < 0 or self.patience < 0:
+            raise ValueError("validate_every and patience must be >= 0")
 
 
 @dataclass
@@ -129,8 +158,12 @@ class PPOConfig:
     grad_clip: float = 1.0
     log_every: int = 5
     save_every: int = 10
+    validate_every: int = 2  # held-out-label macro-F1 beside the reward every N steps; the best checkpoint is kept
+    patience: int = 0
 
     def validate(self):
+        if self.validate_every < 0 or self.patience < 0:
+            raise ValueError("validate_every and patience must be >= 0")
         if self.steps < 0 or self.batch_size < 1 or self.samples_per_example < 1 or self.inner_iters < 1:
             raise ValueError("steps >= 0, batch_size, samples_per_example and inner_iters >= 1")
         if not 0 < self.clip_eps < 1:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from rerank_rl.data_synthesis.classification import read_named, read_unlabeled, sample
+from rerank_rl.data_synthesis.label_corpus import label_variant
 from rerank_rl.rl.errors import UserError
 
 from .config import DataConfig
@@ -78,7 +79,10 @@ class LabelSetSampler:
     as it must when a user offers arbitrary labels). Sets are drawn uniformly, so a large set does not dominate;
     with `balance_labels`, so are the gold labels within a set. With a `vocabulary`, each example also offers
     `cfg.vocab_labels` of its words, whose targets are unknown (`Batch.known` is False there). A set of unlabeled
-    texts (empty label lists) offers `cfg.max_labels` vocabulary words and nothing else.
+    texts (empty label lists) offers `cfg.max_labels` vocabulary words and nothing else. With `cfg.label_variants`,
+    a label of a classification set (one label list for all its texts; not a query of a ranking set) is shown as a
+    template phrase or with its description that often. `seen` and `seen_open` collect every label string offered
+    with a target and without one.
     """
 
     def __init__(self, sets: dict[str, list[dict]], cfg: DataConfig, seed: int, vocabulary: list[str] = ()):
@@ -95,6 +99,12 @@ class LabelSetSampler:
         self.cfg = cfg
         self.vocabulary = list(vocabulary)
         self.rng = random.Random(seed)
+        # Labels that may be shown as variants: those of sets whose texts all offer one label list.
+        self.nameable = {label for name, rows in self.sets.items() if rows[0]["label_names"]
+                         and all(row["label_names"] == rows[0]["label_names"] for row in rows)
+                         for label in self.own[name]}
+        self.seen: set[str] = set()
+        self.seen_open: set[str] = set()
 
     @staticmethod
     def _by_gold(rows: list[dict]) -> list[list[dict]]:
@@ -116,6 +126,7 @@ class LabelSetSampler:
         row = self.rng.choice(pool)
         if not row["label_names"]:  # an unlabeled text: the teacher alone scores its (vocabulary) labels
             words = self.rng.sample(self.vocabulary, min(self.cfg.max_labels, len(self.vocabulary)))
+            self.seen_open.update(words)
             return row["text"], words, set(), set(words)
         gold = list(dict.fromkeys(row["gold_labels"]))
         others = self.rng.sample(self.others[name], min(self.cfg.other_negatives, len(self.others[name])))
@@ -128,10 +139,20 @@ class LabelSetSampler:
         if self.vocabulary and self.cfg.vocab_labels:
             open_labels = self.rng.sample(self.vocabulary, min(self.cfg.vocab_labels, len(self.vocabulary)))
             open_labels = [word for word in open_labels if word not in labels]
+        if self.cfg.label_variants:
+            shown = {label: self._variant(label) for label in labels}
+            labels, gold = [shown[label] for label in labels], [shown[label] for label in gold]
+        self.seen.update(labels)
+        self.seen_open.update(open_labels)
         labels += open_labels
         if self.cfg.shuffle_labels:
             self.rng.shuffle(labels)
         return row["text"], labels, set(gold), set(open_labels)
+
+    def _variant(self, label: str) -> str:
+        if label in self.nameable and self.rng.random() < self.cfg.label_variants:
+            return label_variant(label, self.rng)
+        return label
 
     def batch(self, size: int) -> Batch:
         drawn = [self.example() for _ in range(size)]
@@ -144,8 +165,13 @@ class LabelSetSampler:
                 known[i, j] = label not in open_labels
         return Batch([t for t, *_ in drawn], [labels for _, labels, *_ in drawn], targets, known)
 
-    def state(self):
-        return self.rng.getstate()
+    def state(self) -> dict:
+        return {"rng": self.rng.getstate(), "seen": sorted(self.seen), "seen_open": sorted(self.seen_open)}
 
-    def restore(self, state) -> None:
-        self.rng.setstate(state)
+    def restore(self, state: dict) -> None:
+        self.rng.setstate(state["rng"])
+        self.seen, self.seen_open = set(state["seen"]), set(state["seen_open"])
+
+    def distinct_labels(self) -> dict[str, int]:
+        """How many distinct label strings training offered: with a target, and open-vocabulary (teacher only)."""
+        return {"with_target": len(self.seen), "open_vocabulary": len(self.seen_open)}

@@ -25,9 +25,13 @@ from .data import (
 )
 from .evaluate import embedding_baseline, evaluate_model
 from .export import export_model
+from .holdout import split_holdout
 from .model import build_model, load_model
 from .ppo import resolve_reward, train_ppo
 from .supervised import SimilarityTeacher, train_supervised
+from .validate import Validator, heldout_figure
+
+HELDOUT = "held-out labels"  # the validation groups' figure, beside each evaluation set
 
 
 def _seed(seed: int) -> None:
@@ -47,6 +51,17 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
     state = RunState(run_dir)
     root = data_root(config.data)
     train_sets = load_sets(config.data.train, root, config.data.train_per_set, config.seed)
+    heldout_names: set[str] = set()
+    groups: dict = {}
+    if config.data.holdout_labels or config.data.holdout_sets:
+        all_names = {label.casefold() for rows in train_sets.values() for label in label_names(rows)}
+        train_sets, groups = split_holdout(train_sets, config.data, config.seed)
+        if not groups:
+            raise UserError("data.holdout_labels / data.holdout_sets left no validation group (each needs texts of "
+                            "at least two held-out labels)")
+        heldout_names = all_names - {label.casefold() for rows in train_sets.values() for label in label_names(rows)}
+        log(f"held out {len(heldout_names)} labels: {len(groups)} validation groups, "
+            f"{sum(map(len, groups.values()))} texts")
     eval_sets = load_eval_sets(config.data, root, config.seed)
     seen = {label.casefold() for rows in train_sets.values() for label in label_names(rows)}
     ev = config.evaluate
@@ -63,10 +78,13 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
 
         return state.stage(name, timed, *args, resume=resume)
 
+    validator = None
+
     def evaluate(_resume, model_dir: str):
         model, tokenizer = load_model(model_dir)
-        return evaluate_model(model, tokenizer, eval_sets, seen, ev.batch_size, max_length,
-                              ev.classification_type, ev.threshold)
+        results = evaluate_model(model, tokenizer, eval_sets, seen, ev.batch_size, max_length,
+                                 ev.classification_type, ev.threshold)
+        return {**results, HELDOUT: validator(model, tokenizer)} if validator else results
 
     def supervised(interrupted: bool):
         model, tokenizer = build_model(config.model, config.seed)
@@ -77,6 +95,7 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
         vocabulary = []
         if data.vocab_labels:
             vocabulary = open_vocabulary(sets, data.vocab_min_df, data.vocab_max_df)
+            vocabulary = [word for word in vocabulary if word.casefold() not in heldout_names]
             if not vocabulary:
                 raise UserError(f"open vocabulary is empty: no word of the training texts is in at least "
                                 f"data.vocab_min_df={data.vocab_min_df} texts and at most data.vocab_max_df="
@@ -86,7 +105,9 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
         sup = config.supervised
         teacher = SimilarityTeacher(config.model.encoder, sup.distill_temperature) if sup.distill_weight else None
         _, summary = train_supervised(model, tokenizer, sampler, sup, max_length, run_dir / "supervised",
-                                      interrupted, log, frozen, teacher)
+                                      interrupted, log, frozen, teacher, validator)
+        log(f"supervised training offered {summary['distinct_labels']['with_target']} distinct label strings with a "
+            f"target and {summary['distinct_labels']['open_vocabulary']} open-vocabulary ones")
         return {"model": str(run_dir / "supervised" / "final"), "open_vocabulary": len(vocabulary), **summary}
 
     def ppo(interrupted: bool, start_dir: str | None):
@@ -96,7 +117,7 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
             model, tokenizer = build_model(config.model, config.seed)
         sampler = LabelSetSampler(train_sets, config.data, config.seed + 1)
         _, summary = train_ppo(model, tokenizer, sampler, config.ppo, max_length, run_dir / "ppo", reward_fn,
-                               interrupted, log, frozen)
+                               interrupted, log, frozen, validator)
         return {"model": str(run_dir / "ppo" / "final"), **summary}
 
     def export(_resume, model_dir: str):
@@ -106,8 +127,17 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
         return str(out)
 
     metrics: dict = {"seen_labels": sorted(seen), "eval_examples": {k: len(v) for k, v in eval_sets.items()}}
+    if groups:
+        metrics["heldout_labels"] = sorted(heldout_names)
+        metrics["heldout_groups"] = {name: len(rows) for name, rows in groups.items()}
+        # The base encoder's figure on the held-out labels: the bar every validation is reported against.
+        base = stage("baseline_heldout",
+                     lambda _r: heldout_figure(embedding_baseline(groups, set(), config.model.encoder)))
+        validator = Validator(groups, config.model.encoder, max_length, ev.batch_size, base=base)
     if ev.enabled and ev.embedding_baseline:
         metrics["baseline"] = stage("baseline", lambda _r: embedding_baseline(eval_sets, seen, config.model.encoder))
+        if validator:
+            metrics["baseline"][HELDOUT] = validator.base
     model_dir = None
     if config.supervised.enabled:
         metrics["supervised_training"] = stage("supervised", supervised)

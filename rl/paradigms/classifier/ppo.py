@@ -8,6 +8,10 @@ all labels of that vector, and each label contributes a clipped surrogate min(r 
 r = exp(log pi(a) - log pi_old(a)) per label. The rollout's actions and old log-probs stay fixed across the inner
 iterations. The loss adds kl_coef * KL(pi || pi_ref) (exact, per label, against the frozen start model) and
 subtracts entropy_coef * H(pi), so a positive entropy coefficient encourages exploration.
+
+With a validator, zero-shot macro-F1 on the held-out labels is logged beside the reward every `validate_every`
+steps (so a user sees whether RL helps or hurts generalisation), and the stage keeps its best checkpoint, the start
+model included: PPO can then never end below the model it started from on those labels.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .model import score
 from .trainio import (
     StepLogger, freeze_bottom, param_groups, resume_stage, save_checkpoint, save_model,
 )
+from .validate import Selection, Validator
 
 RewardFn = Callable[..., np.ndarray]  # (pred (B, L) bool, gold (B, L) bool, mask (B, L) bool) -> (B,)
 
@@ -122,8 +127,10 @@ def _rewards(reward_fn: RewardFn, actions: torch.Tensor, targets: torch.Tensor, 
 
 
 def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_length: int, out_dir: Path,
-              reward_fn: RewardFn, resume: bool = False, log=print, frozen: int | None = None):
-    """Run `cfg.steps` PPO steps from `model` (also the frozen reference); returns (model, summary)."""
+              reward_fn: RewardFn, resume: bool = False, log=print, frozen: int | None = None,
+              validator: Validator | None = None):
+    """Run `cfg.steps` PPO steps from `model` (also the frozen reference); returns (model, summary). out_dir/final
+    is the best validated checkpoint with a validator, else the last weights."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     ckpt = out_dir / "checkpoint"
@@ -142,7 +149,11 @@ def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_le
     # Dropout off throughout: the ratio must compare the same function before and after an update.
     model.eval()
     logger = StepLogger(out_dir, "ppo")
-    started, history = time.time(), []
+    selection = Selection(validator, out_dir / "final", cfg.validate_every, cfg.patience, log, logger,
+                          state.get("selection"))
+    if selection.active and not start:
+        selection.check(0, model, tokenizer)
+    started, history, stopped_at = time.time(), [], None
     for step in range(start, cfg.steps):
         batch = sampler.batch(cfg.batch_size)
         with torch.no_grad():
@@ -184,13 +195,21 @@ def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_le
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             logger.log(step + 1, stats)
             log(f"ppo step {step + 1}/{cfg.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items()))
+        if selection.due(step + 1, cfg.steps):
+            selection.check(step + 1, model, tokenizer, {"reward": stats["reward"]})
+            if selection.stop():
+                stopped_at = step + 1
+                log(f"ppo: no better held-out figure in {cfg.patience} validations; stopping at step {stopped_at}")
+                break
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             save_checkpoint(ckpt, model, tokenizer, {
                 "step": step + 1, "sampler": sampler.state(), "optimizer": optimizer.state_dict(),
-                "value_head": value_head.state_dict(), "value_optimizer": value_optimizer.state_dict()})
+                "value_head": value_head.state_dict(), "value_optimizer": value_optimizer.state_dict(),
+                "selection": selection.state})
     logger.close()
-    save_model(out_dir / "final", model, tokenizer)
-    summary = {"steps": cfg.steps, "resumed_at": start, "wall_s": round(time.time() - started, 2)}
+    save_model(out_dir / ("last" if selection.active else "final"), model, tokenizer)
+    summary = {"steps": cfg.steps, "resumed_at": start, "stopped_at": stopped_at,
+               "wall_s": round(time.time() - started, 2), **selection.summary()}
     if history:
         head, tail = history[: max(1, len(history) // 5)], history[-max(1, len(history) // 5):]
         for key in ("reward", "kl", "clip_frac", "gold_prob"):

@@ -15,6 +15,7 @@ from .model import score
 from .trainio import (
     StepLogger, freeze_bottom, param_groups, resume_stage, save_checkpoint, save_model,
 )
+from .validate import Selection, Validator
 
 
 def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
@@ -81,6 +82,20 @@ def prior_loss(model, tokenizer, label_lists: list[list[str]], max_length: int) 
     return ((scores.logits - mean) ** 2 * mask).sum() / mask.sum().clamp_min(1)
 
 
+def encoder_anchor(model) -> dict[str, torch.Tensor]:
+    """A copy of the encoder's weights as they are now (the pretrained ones, before training)."""
+    return {name: param.detach().clone() for name, param in model.named_parameters()
+            if ".encoder_model." in f".{name}"}
+
+
+def l2sp_penalty(model, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L2-SP (Li et al. 2018): squared distance of the trainable encoder weights from `anchor`, summed. Unlike
+    weight decay, which pulls towards zero, it pulls towards what the encoder knew."""
+    terms = [((param - anchor[name]) ** 2).sum() for name, param in model.named_parameters()
+             if param.requires_grad and name in anchor]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
 def _schedule(optimizer, steps: int, warmup: float):
     warm = max(1, int(steps * warmup))
 
@@ -92,10 +107,13 @@ def _schedule(optimizer, steps: int, warmup: float):
 
 def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: SupervisedConfig, max_length: int,
                      out_dir: Path, resume: bool = False, log=print, frozen: int | None = None,
-                     teacher: SimilarityTeacher | None = None):
-    """Train for `cfg.steps` steps; returns (model, summary). Writes out_dir/final and periodic checkpoints."""
+                     teacher: SimilarityTeacher | None = None, validator: Validator | None = None):
+    """Train for `cfg.steps` steps; returns (model, summary). Writes periodic checkpoints and out_dir/final: with a
+    validator and `cfg.validate_every`, the best checkpoint on the held-out labels (step 0, the untrained model,
+    included; the last weights go to out_dir/last), else the last weights."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint"
+    anchor = encoder_anchor(model) if cfg.l2sp_weight > 0 else {}  # taken before a checkpoint replaces the model
     model, tokenizer, state = resume_stage(ckpt, model, tokenizer, sampler, "supervised", cfg.steps, resume, log)
     start = state["step"]
     if frozen is not None:
@@ -106,8 +124,12 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     logger = StepLogger(out_dir, "supervised")
+    selection = Selection(validator, out_dir / "final", cfg.validate_every, cfg.patience, log, logger,
+                          state.get("selection"))
     model.train()
-    started, first_loss, loss_value = time.time(), None, float("nan")
+    started, first_loss, loss_value, stopped_at = time.time(), None, float("nan"), None
+    if selection.active and not start:
+        selection.check(0, model, tokenizer)
     for step in range(start, cfg.steps):
         batch = sampler.batch(cfg.batch_size)
         scores = score(model, tokenizer, batch.texts, batch.labels, max_length)
@@ -119,6 +141,9 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
             loss = loss + cfg.distill_weight * distill_loss(scores.logits, target, scores.mask)
         if cfg.prior_weight > 0:
             loss = loss + cfg.prior_weight * prior_loss(model, tokenizer, batch.labels, max_length)
+        drift = l2sp_penalty(model, anchor) if anchor else None
+        if drift is not None:
+            loss = loss + cfg.l2sp_weight * drift
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -128,14 +153,27 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
         first_loss = loss_value if first_loss is None else first_loss
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             scale = model.model.logit_scale.item()
-            logger.log(step + 1, {"loss": loss_value, "logit_scale": scale, "lr": scheduler.get_last_lr()[0]})
-            log(f"supervised step {step + 1}/{cfg.steps} loss {loss_value:.4f} scale {scale:.2f}")
+            values = {"loss": loss_value, "logit_scale": scale, "lr": scheduler.get_last_lr()[0]}
+            if drift is not None:
+                values["l2sp_drift"] = drift.item()
+            logger.log(step + 1, values)
+            log(f"supervised step {step + 1}/{cfg.steps} loss {loss_value:.4f} scale {scale:.2f}"
+                + (f" drift {drift.item():.4f}" if drift is not None else ""))
+        if selection.due(step + 1, cfg.steps):
+            selection.check(step + 1, model, tokenizer, {"loss": loss_value})
+            if selection.stop():
+                stopped_at = step + 1
+                log(f"supervised: no better held-out figure in {cfg.patience} validations; stopping at step "
+                    f"{stopped_at}")
+                break
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             save_checkpoint(ckpt, model, tokenizer, {"step": step + 1, "sampler": sampler.state(),
                                                      "optimizer": optimizer.state_dict(),
-                                                     "scheduler": scheduler.state_dict()})
+                                                     "scheduler": scheduler.state_dict(),
+                                                     "selection": selection.state})
     logger.close()
     model.eval()
-    save_model(out_dir / "final", model, tokenizer)
-    return model, {"steps": cfg.steps, "resumed_at": start, "first_loss": first_loss, "last_loss": loss_value,
-                   "wall_s": round(time.time() - started, 2)}
+    save_model(out_dir / ("last" if selection.active else "final"), model, tokenizer)
+    return model, {"steps": cfg.steps, "resumed_at": start, "stopped_at": stopped_at, "first_loss": first_loss,
+                   "last_loss": loss_value, "wall_s": round(time.time() - started, 2),
+                   "distinct_labels": sampler.distinct_labels(), **selection.summary()}

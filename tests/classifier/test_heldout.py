@@ -1,0 +1,203 @@
+"""Held-out-label validation: which labels leave training, which texts validate, how the figure is averaged, and
+that a stage keeps its best validated checkpoint (not its last); L2-SP; label variants and distinct-label counts."""
+
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.paradigms.classifier.config import DataConfig, ModelConfig, PPOConfig, SupervisedConfig
+from rerank_rl.rl.paradigms.classifier.data import LabelSetSampler, label_names
+from rerank_rl.rl.paradigms.classifier.holdout import split_holdout
+from rerank_rl.rl.paradigms.classifier.model import build_model
+from rerank_rl.rl.paradigms.classifier.validate import Selection, heldout_figure
+
+
+def _intents(n_labels=10, per_label=6):
+    names = [f"intent {i}" for i in range(n_labels)]
+    return [{"text": f"text {i} {j}", "label_names": names, "gold_labels": [name]}
+            for i, name in enumerate(names) for j in range(per_label)]
+
+
+def test_split_holds_out_whole_labels_and_sets():
+    topics = ["war", "sport", "money"]
+    sets = {"intents": _intents(), "topics": [{"text": f"t{i}", "label_names": topics, "gold_labels": [topics[i % 3]]}
+                                              for i in range(9)],
+            "small": [{"text": "x", "label_names": ["yes", "no"], "gold_labels": ["yes"]}]}
+    cfg = DataConfig(train=list(sets), holdout_labels={"intents": 0.3}, holdout_sets=["topics"], holdout_examples=40,
+                     max_labels=2)
+    train, groups = split_holdout(sets, cfg, seed=0)
+    assert "topics" not in train and train["small"] == sets["small"]  # held out whole; not named
+    trained = set(label_names(train["intents"]))
+    held = set(label_names(sets["intents"])) - trained
+    assert len(held) == 3 and len(trained) == 7
+    # No training text carries a held-out label, as gold or as an offered negative.
+    assert all(set(r["gold_labels"]) <= trained and set(r["label_names"]) <= trained for r in train["intents"])
+    # Validation groups: chunks of at most max_labels held-out labels (3 -> 2 + 1, the one-label chunk dropped),
+    # and the whole held-out set in chunks (3 -> 2 + 1, again one dropped).
+    assert sorted(groups) == ["intents#1", "topics#1"]
+    for rows in groups.values():
+        offered = rows[0]["label_names"]
+        assert len(offered) == 2 and all(r["label_names"] == offered and set(r["gold_labels"]) <= set(offered)
+                                         for r in rows)
+    assert set(groups["intents#1"][0]["label_names"]) <= held
+    # The same seed holds out the same labels; another seed others.
+    assert split_holdout(sets, cfg, seed=0)[1] == groups
+    other = {label for s in range(1, 5) for label in split_holdout(sets, cfg, seed=s)[1]["intents#1"][0]["label_names"]}
+    assert other - held
+
+
+def test_heldout_figure_averages_groups_within_a_set_then_sets():
+    results = {"a#1": {"macro_f1": 0.2}, "a#2": {"macro_f1": 0.4}, "a#3": {"macro_f1": 0.6}, "b#1": {"macro_f1": 1.0}}
+    figure = heldout_figure(results)
+    assert figure["sets"] == {"a": pytest.approx(0.4), "b": 1.0} and figure["macro_f1"] == pytest.approx(0.7)
+
+
+class ScriptedValidator:
+    """Stands in for the held-out validator: returns the given figures in turn and remembers the weights it saw."""
+
+    def __init__(self, figures):
+        self.figures, self.base, self.seen = list(figures), {"macro_f1": 0.5}, []
+
+    def __call__(self, model, tokenizer):
+        self.seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"macro_f1": self.figures.pop(0), "sets": {}}
+
+
+def _saved(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _same(saved, weights):
+    return all(torch.equal(saved[k], weights[k]) for k in saved if k in weights)
+
+
+def test_supervised_keeps_the_best_validated_checkpoint_not_the_last(tiny_encoder, toy_sets, tmp_path):
+    from rerank_rl.rl.paradigms.classifier.supervised import train_supervised
+
+    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, dropout=0.0))
+    sampler = LabelSetSampler(toy_sets, DataConfig(max_labels=4, other_negatives=1), seed=0)
+    # Validated at steps 0, 2, 4, 6: step 2 is the best, the later checkpoints are worse.
+    validator = ScriptedValidator([0.1, 0.7, 0.3, 0.2])
+    cfg = SupervisedConfig(steps=6, batch_size=4, lr=3e-3, head_lr=3e-3, log_every=2, save_every=0,
+                           validate_every=2, distill_weight=0.0)
+    _, summary = train_supervised(model, tokenizer, sampler, cfg, 64, tmp_path, log=lambda _: None,
+                                  validator=validator)
+    assert summary["heldout"]["chosen_step"] == 2 and summary["heldout"]["macro_f1"] == 0.7
+    assert [h["step"] for h in summary["heldout"]["history"]] == [0, 2, 4, 6]
+    assert summary["heldout"]["base_encoder"] == 0.5 and summary["heldout"]["at_or_above_base"]
+    assert _same(_saved(tmp_path / "final"), validator.seen[1])  # final = the step-2 weights
+    assert not _same(_saved(tmp_path / "final"), validator.seen[3])  # not the last ones, kept apart in last/
+    assert _same(_saved(tmp_path / "last"), validator.seen[3])
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [row["heldout_macro_f1"] for row in logged if "heldout_macro_f1" in row] == [0.1, 0.7, 0.3, 0.2]
+
+
+def test_untrained_model_is_kept_when_training_only_hurts(tiny_encoder, toy_sets, tmp_path):
+    from rerank_rl.rl.paradigms.classifier.supervised import train_supervised
+
+    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, dropout=0.0))
+    sampler = LabelSetSampler(toy_sets, DataConfig(max_labels=4, other_negatives=1), seed=0)
+    validator = ScriptedValidator([0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    cfg = SupervisedConfig(steps=10, batch_size=2, lr=3e-3, head_lr=3e-3, log_every=5, save_every=0,
+                           validate_every=2, patience=2, distill_weight=0.0)
+    _, summary = train_supervised(model, tokenizer, sampler, cfg, 64, tmp_path, log=lambda _: None,
+                                  validator=validator)
+    assert summary["stopped_at"] == 4  # two validations without a new best
+    assert summary["heldout"]["chosen_step"] == 0 and _same(_saved(tmp_path / "final"), validator.seen[0])
+
+
+def test_ppo_reports_heldout_figure_beside_reward_and_keeps_its_best(tiny_encoder, toy_sets, tmp_path):
+    from rerank_rl.rewards.classification import f1_micro
+    from rerank_rl.rl.paradigms.classifier.ppo import train_ppo
+
+    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, dropout=0.0))
+    sampler = LabelSetSampler(toy_sets, DataConfig(max_labels=3, other_negatives=1), seed=0)
+    validator = ScriptedValidator([0.4, 0.3, 0.2, 0.1])  # PPO only hurts: the start model stays
+    cfg = PPOConfig(steps=3, batch_size=4, samples_per_example=2, lr=1e-2, head_lr=1e-2, log_every=1, save_every=0,
+                    validate_every=1)
+    _, summary = train_ppo(model, tokenizer, sampler, cfg, 64, tmp_path, f1_micro, log=lambda _: None,
+                           validator=validator)
+    history = summary["heldout"]["history"]
+    assert [h["step"] for h in history] == [0, 1, 2, 3] and all("reward" in h for h in history[1:])
+    assert summary["heldout"]["chosen_step"] == 0 and _same(_saved(tmp_path / "final"), validator.seen[0])
+    assert not summary["heldout"]["at_or_above_base"]  # 0.4 < base 0.5, said so
+
+
+def test_selection_state_survives_a_checkpoint(tmp_path):
+    validator = ScriptedValidator([0.3])
+    restored = {"best": 0.9, "best_step": 40, "stale": 1, "history": [{"step": 40, "macro_f1": 0.9}]}
+    selection = Selection(validator, tmp_path / "final", every=10, patience=2, log=lambda _: None, state=restored)
+    selection.check(50, torch.nn.Linear(1, 1), None)
+    assert selection.state["best_step"] == 40 and selection.stop()  # a resumed run keeps its earlier best
+    assert not (tmp_path / "final").exists()
+
+
+def test_l2sp_pulls_towards_the_pretrained_weights(tiny_encoder):
+    from rerank_rl.rl.paradigms.classifier.supervised import encoder_anchor, l2sp_penalty
+
+    model, _ = build_model(ModelConfig(encoder=tiny_encoder))
+    anchor = encoder_anchor(model)
+    assert anchor and all(".encoder_model." in f".{name}" for name in anchor)  # the encoder only, not the head
+    assert l2sp_penalty(model, anchor).item() == 0.0
+    param = next(p for n, p in model.named_parameters() if n in anchor and p.requires_grad)
+    with torch.no_grad():
+        param.add_(0.5)
+    assert l2sp_penalty(model, anchor).item() == pytest.approx(0.25 * param.numel(), rel=1e-4)
+    model.zero_grad()
+    l2sp_penalty(model, anchor).backward()
+    assert torch.allclose(param.grad, torch.full_like(param, 1.0))  # d/dw (w - w0)^2 = 2 * 0.5
+
+
+def test_label_variants_keep_gold_and_count_distinct_labels(toy_sets):
+    from rerank_rl.data_synthesis.label_corpus import DESCRIPTIONS, label_variant
+
+    queries = {"queries": [{"text": "fleas live a year", "label_names": ["how long do fleas live"],
+                            "gold_labels": ["how long do fleas live"]},
+                           {"text": "paris is the capital", "label_names": ["capital of france"],
+                            "gold_labels": ["capital of france"]}]}
+    data = DataConfig(max_labels=3, other_negatives=1, label_variants=1.0)
+    sampler = LabelSetSampler({**toy_sets, **queries}, data, seed=0)
+    for _ in range(100):
+        text, labels, gold, _ = sampler.example()
+        assert len(gold) == 1 and next(iter(gold)) in labels
+        if text == "fleas live a year":  # queries are never rewritten
+            assert gold == {"how long do fleas live"}
+        elif text == "a wonderful, moving film":  # a sentiment label always is, here (probability 1)
+            assert "positive" in next(iter(gold)) or next(iter(gold)) == DESCRIPTIONS["positive"]
+    counts = sampler.distinct_labels()
+    assert counts["open_vocabulary"] == 0 and counts["with_target"] > 10  # names and their variants
+    assert label_variant("card arrival", random.Random(0)) != "card arrival"
+    state = sampler.state()
+    fresh = LabelSetSampler({**toy_sets, **queries}, data, seed=5)
+    fresh.restore(state)
+    assert fresh.distinct_labels() == counts and fresh.example() == sampler.example()
+
+
+def test_holdout_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="holdout_sets names 'ag_news:test', which is not in train"):
+        DataConfig(holdout_sets=["ag_news:test"]).validate()
+    with pytest.raises(ValueError, match="holdout_labels names 'x', which is not in train"):
+        DataConfig(holdout_labels={"x": 0.2}).validate()
+    with pytest.raises(ValueError, match="holdout_labels.sst2:train must be a share in \\(0, 1\\), got 1.0"):
+        DataConfig(train=["sst2:train"], holdout_labels={"sst2:train": 1.0}).validate()
+    with pytest.raises(UserError, match="data.holdout_labels.s: the set has 2 labels"):
+        split_holdout({"s": [{"text": "x", "label_names": ["a", "b"], "gold_labels": ["a"]}]},
+                      DataConfig(train=["s"], holdout_labels={"s": 0.5}), seed=0)
+
+
+def test_evaluation_reports_macro_f1_over_unseen_labels_apart():
+    import numpy as np
+
+    from rerank_rl.rl.paradigms.classifier.evaluate import classification_metrics, unseen_labels
+
+    labels = ["joy", "anger", "guilt"]
+    gold = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=bool)
+    pred = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]], dtype=bool)
+    unseen = unseen_labels(labels, {"joy", "anger"})
+    result = classification_metrics(pred, gold, labels, unseen)
+    assert unseen == ["guilt"] and result["macro_f1_unseen"] == pytest.approx(2 / 3)  # guilt: P 1, R 1/2
+    assert "macro_f1_unseen" not in classification_metrics(pred, gold, labels, labels)  # all unseen: no subset
