@@ -37,7 +37,7 @@ from .metrics import ndcg_at_k
 from .parsers import Parsed, parse_grade
 from .registry import register_reward
 
-__all__ = ["ERankRR", "ERankSE", "ERankNDCG"]
+__all__ = ["ERankRR", "ERankRRAnswerOnly", "ERankSE", "ERankNDCG"]
 
 
 class _Pointwise(Reward):
@@ -196,3 +196,11 @@ class ERankNDCG(_Pointwise):
                 totals[r] = float(value)
         format_ok = [None if labels[r] is None else float(parsed[r].format_ok) for r in range(size)]
         return RewardOutput(totals, {FORMAT_OK: format_ok})
+
+
+@register_reward("erank_rr_answer_only")
+class ERankRRAnswerOnly(ERankRR):
+    """r_RR for the no-reasoning variant: only `<answer>s</answer>` is required."""
+
+    def __init__(self, tags: Sequence[str] = ("answer",), name: str = "erank_rr_answer_only", **options):
+        super().__init__(tags=tags, name=name, **options)

@@ -23,12 +23,19 @@ class HFGenerator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     def __call__(self, conversations: Sequence[list[dict]], max_new_tokens: int) -> list[str]:
+        return [text for text, _ in self.generate_with_logprobs(conversations, max_new_tokens, logprobs=False)]
+
+    def generate_with_logprobs(self, conversations: Sequence[list[dict]], max_new_tokens: int,
+                               logprobs: bool = True) -> list[tuple[str, list[tuple[str, float]]]]:
+        """(completion, [(token text, log-probability)]) per conversation: the distribution each generated token
+        was drawn from, for answers that are read as probabilities (ERank's s * P(s)). Empty lists when
+        `logprobs` is False."""
         import torch
 
         texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
         # Sorting by length keeps padding (wasted compute on CPU) small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        outputs: list[str] = [""] * len(texts)
+        outputs: list[tuple[str, list]] = [("", [])] * len(texts)
         was_training = self.model.training
         self.model.eval()
         batches = range(0, len(order), self.batch_size)
@@ -38,10 +45,16 @@ class HFGenerator:
             sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
             with torch.inference_mode():
                 out = self.model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                          **sampling)
-            new_tokens = out[:, enc["input_ids"].shape[1]:]
-            for i, text in zip(idx, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
-                outputs[i] = text
+                                          output_scores=logprobs, return_dict_in_generate=True, **sampling)
+            new_tokens = out.sequences[:, enc["input_ids"].shape[1]:]
+            steps = torch.stack(out.scores, dim=1).float().log_softmax(-1) if logprobs else None
+            for row, (i, text) in enumerate(zip(idx, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))):
+                tokens = []
+                if logprobs:
+                    ids = new_tokens[row].tolist()
+                    tokens = [(self.tokenizer.decode([t]), float(steps[row, j, t])) for j, t in enumerate(ids)
+                              if t != self.tokenizer.pad_token_id]
+                outputs[i] = (text, tokens)
         if was_training:
             self.model.train()
         return outputs

@@ -27,6 +27,23 @@ def write_candidates(examples: list[dict], folder: Path) -> tuple[Path, Path]:
     return folder / "cands.json", folder / "qrels.txt"
 
 
+def assert_export_reproduces(run_dir: Path, paradigm: str, folder: Path) -> dict:
+    """Reload a run's export through `rerank-rl evaluate --json` on the run's own evaluation lists and check that it
+    reproduces the run's metrics and answers; returns the evaluate payload."""
+    from datasets import load_from_disk
+
+    after = json.loads((run_dir / "metrics/after.json").read_text())
+    cands, qrels = write_candidates([dict(r) for r in load_from_disk(str(run_dir / "data/eval"))], folder)
+    reload = run_cli("evaluate", "--model", str(run_dir / "export"), "--paradigm", paradigm, "--candidates",
+                     str(cands), "--qrels", str(qrels), "--json")
+    assert reload.returncode == 0, reload.stderr[-2000:]
+    payload = json.loads(reload.stdout)
+    for metric in ("ndcg@10", "mrr@10", "queries"):
+        assert abs(payload[metric] - after["reranked"][metric]) <= 1e-9, metric
+    assert payload["answers"] == after["answers"]  # the same prompts got the same answers
+    return payload
+
+
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `rerank-rl ARGS` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "rerank_rl.rl.cli", *args], capture_output=True, text=True,

@@ -136,5 +136,5 @@ def test_report_describes_answers_through_the_recorded_paradigm():
     assert line.startswith("- after training: 3 of 4 passages scored over 2 windows")
     assert _answers_line("after training", {"answers": answers}) == line  # files without the key: groupwise runs
     assert _answers_line("after training", {"paradigm": "groupwise", "answers": {"passages": 0}}) == ""
-    with pytest.raises(UserError, match="unknown paradigm 'pointwise'"):
-        _answers_line("after training", {"paradigm": "pointwise", "answers": answers})
+    with pytest.raises(UserError, match="unknown paradigm 'pairwise'"):
+        _answers_line("after training", {"paradigm": "pairwise", "answers": answers})

@@ -9,7 +9,7 @@ import re
 import pytest
 from datasets import load_from_disk
 
-from clitools import REPO, run_cli, write_candidates
+from clitools import REPO, assert_export_reproduces, run_cli, write_candidates
 from rerank_rl.rl.config import load_recipe
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.paradigms import get_paradigm
@@ -111,15 +111,8 @@ def test_rank_r1_recipe_end_to_end(tmp_path, tiny_lm_path):
     assert bundle["inference"]["top_k"] == 3 and bundle["inference"]["window"] == 3
     assert "setwise prompts" in (run_dir / "report.md").read_text()
 
-    examples = [dict(r) for r in load_from_disk(str(run_dir / "data/eval"))]
-    cands, qrels = write_candidates(examples, tmp_path)
+    cands, qrels = write_candidates([dict(r) for r in load_from_disk(str(run_dir / "data/eval"))], tmp_path)
     assert "no inference setting named stride" in run_cli(
         "evaluate", "--model", str(run_dir / "export"), "--candidates", str(cands), "--qrels", str(qrels),
         "--stride", "2").stderr
-    reload = run_cli("evaluate", "--model", str(run_dir / "export"), "--paradigm", "setwise", "--candidates",
-                     str(cands), "--qrels", str(qrels), "--json")
-    assert reload.returncode == 0, reload.stderr[-2000:]
-    payload = json.loads(reload.stdout)
-    for metric in ("ndcg@10", "mrr@10", "queries"):
-        assert payload[metric] == pytest.approx(after["reranked"][metric], abs=1e-9), metric
-    assert payload["answers"] == after["answers"]  # the same prompts got the same answers
+    assert_export_reproduces(run_dir, "setwise", tmp_path)

@@ -16,6 +16,7 @@ from rerank_rl.rl.errors import UserError
 _MODULES = {
     "groupwise": "rerank_rl.rl.paradigms.groupwise",
     "setwise": "rerank_rl.rl.paradigms.setwise",
+    "pointwise": "rerank_rl.rl.paradigms.pointwise",
 }
 
 

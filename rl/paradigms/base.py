@@ -32,6 +32,7 @@ class Paradigm:
     variants: tuple[str, ...] = ("answer_only", "reasoning")
     default_rewards: dict[str, float] = {}
     reward_columns: tuple[str, ...] = RANKING_COLUMNS
+    example_passages: tuple = ("<passage 1>", "<passage 2>")  # what the bundle's prompt example shows
     recipe: type | None = None  # the recipe schema (a dataclass registered with rl.config.register_schema)
 
     # --- prompts and answers -------------------------------------------------------------------------------------
@@ -54,6 +55,12 @@ class Paradigm:
             raise ValueError(f"unknown {self.name} variant {variant!r} (choose from {', '.join(self.variants)})")
 
     # --- training rows -------------------------------------------------------------------------------------------
+    whole_lists_per_step = False  # True: an RL step must hold every row of a list (`qid`), in one reward call
+
+    def training_units(self, groups: list[dict]) -> list[dict]:
+        """What one training prompt holds, from the sampled groups (the data stage saves these units)."""
+        return groups
+
     def sft_rows(self, groups, config) -> list[dict]:
         """{"prompt": messages, "completion": [assistant message]} per training group (built-in gold teacher)."""
         max_grade = max(3, max(max(labels) for labels in groups["labels"]) or 1)
@@ -87,7 +94,7 @@ class Paradigm:
         """Bundle entries beyond the common ones (paradigm, variant, base model, dtype, inference settings)."""
         settings = self.inference_settings(config)
         return {"prompt_version": self.prompt_version,
-                "prompt_example": self.build_messages("<query>", ["<passage 1>", "<passage 2>"], config.variant),
+                "prompt_example": self.build_messages("<query>", list(self.example_passages), config.variant),
                 "answer_format": self.answer_format,
                 "parser": f"rerank_rl.rewards.formats:PARSERS[{self.answer_format!r}]",
                 "decoding": {"do_sample": False, "max_new_tokens": settings.get("decode_budget")

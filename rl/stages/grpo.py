@@ -21,6 +21,17 @@ from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.probe import attach_probe
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
 
+def check_whole_lists(dataset: Dataset, per_step: int) -> None:
+    """UserError when consecutive blocks of `per_step` rows (one RL step's prompts) would split a list: rows of a
+    list share its `qid`, and a list-aware reward (ERank's r_RR) must see all of them in one call."""
+    qids = dataset["qid"]
+    for start in range(0, len(qids), per_step):
+        split = set(qids[start:start + per_step]) & (set(qids[:start]) | set(qids[start + per_step:]))
+        if split:
+            raise UserError(f"RL step {start // per_step + 1} would split list {sorted(split)[0]!r} across reward "
+                            f"calls: rl.prompts_per_step ({per_step}) must be a multiple of the list size")
+
+
 def rl_dataset(config, groups: Dataset) -> Dataset:
     """Prompt column (chat messages) plus the columns rewards read (the paradigm decides both); TRL passes the
     extra columns to rewards."""
@@ -91,6 +102,10 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callba
     micro = section.micro_batch_size or generation_batch
     extra = {"loss_type": section.loss_type, "importance_sampling_level": section.importance_sampling_level} \
         if section.trainer == "grpo" else {}
+    paradigm = get_paradigm(config.paradigm)
+    if paradigm.whole_lists_per_step:  # rows stay in list order, so each step's prompts are whole lists
+        check_whole_lists(dataset, section.prompts_per_step)
+        extra["shuffle_dataset"] = False
     try:
         args = config_cls(
             **common_args(config, out, "rl", section.max_steps, section.learning_rate, section.save_steps),

@@ -10,6 +10,7 @@ from rerank_rl.data_synthesis.groups import grade_mix, sample_groups
 from rerank_rl.data_synthesis.schema import ranking_dataset
 from rerank_rl.data_synthesis.sources import load_source
 from rerank_rl.rl.errors import UserError
+from rerank_rl.rl.paradigms import get_paradigm
 
 
 def _locate(source, run_dir: Path):
@@ -31,6 +32,8 @@ def prepare_data(config, run_dir: Path) -> dict:
         raise UserError("data.train: no query with a relevant candidate (check the qrels and depth)")
     groups = sample_groups(train, config.data.group_sizes, config.data.groups_per_query, seed=config.data.seed,
                            mixed_fraction=config.data.mixed_fraction)
+    # the paradigm's training units: groups as they are, or (pointwise) one unit per passage
+    groups = get_paradigm(config.paradigm).training_units(groups)
     from datasets import Dataset
 
     if any("teacher_scores" in g for g in groups):  # from_list takes its columns from the first row
