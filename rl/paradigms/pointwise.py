@@ -27,7 +27,7 @@ from typing import Literal
 from rerank_rl.rewards.parsers import parse_grade
 from rerank_rl.rl.config import register_schema
 from rerank_rl.rl.paradigms.base import Paradigm
-from rerank_rl.rl.paradigms.groupwise import grade_to_score
+from rerank_rl.rl.paradigms.groupwise import fuse, grade_to_score
 from rerank_rl.rl.recipe import DataSection, RerankerRecipe, RLSection
 
 _SYSTEM = "Grade how well the passage answers the query, 0 (off-topic) to 10 (states the answer)."
@@ -132,11 +132,11 @@ class Pointwise(Paradigm):
             mine = [s / 10.0 - 1e-6 * pos for pos, s in enumerate(scores[at:at + n])]
             at += n
             if weight is not None:
-                from rerank_rl.rl.paradigms.groupwise import fuse
-
                 mine = fuse(mine, ex["first_stage_scores"], weight)
             run[ex["qid"]] = list(zip(ex["doc_ids"], mine))
         return run
+
+    fuse = staticmethod(fuse)  # serving fuses per request, as `rank` does
 
     def describe_answers(self, answers):
         given = ", ".join(f"{g} x{n}" for g, n in answers["grade_counts"].items()) or "none"
