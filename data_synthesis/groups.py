@@ -7,6 +7,9 @@ top-30 are grade 0), so plain random subsets teach the majority answer. Here eac
 a grade-1 passage is sometimes the best of its group, and "exactly one top score per group" is not a rule the
 model can learn instead of reading). A share of groups (`1 - mixed_fraction`) is drawn without an anchor, so the
 model also meets groups with nothing relevant in them, as evaluation windows do.
+
+Groups of one passage (single-passage windows) cannot mix grades inside themselves, so a query's one-passage groups
+mix them together: the first holds the anchor, the others are drawn without repeats from the rest of the pool.
 """
 
 from __future__ import annotations
@@ -33,14 +36,20 @@ def sample_groups(examples: Sequence[dict], sizes: Sequence[int], groups_per_que
             continue
         lowest = min(ex["labels"])
         above = [i for i in range(n) if ex["labels"][i] > lowest]
+        singles: list[int] = []  # passages this query's one-passage groups hold so far
         for k in range(groups_per_query):
             size = min(rng.choice(list(sizes)), n)
-            if above and rng.random() < mixed_fraction:
+            if size == 1 and singles:
+                rest = [i for i in range(n) if i not in singles] or list(range(n))
+                members = [rng.choice(rest)]
+            elif above and rng.random() < mixed_fraction:
                 anchor = rng.choice(above)
                 members = rng.sample([i for i in range(n) if i != anchor], size - 1) + [anchor]
                 rng.shuffle(members)
             else:
                 members = rng.sample(range(n), size)
+            if size == 1:
+                singles.extend(members)
             group = {"qid": f"{ex['qid']}#{k}", "source_qid": ex["qid"], "query": ex["query"]}
             for key in ALIGNED:
                 if key in ex and ex[key] is not None:

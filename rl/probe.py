@@ -54,9 +54,14 @@ def score_std(score_counts: dict[str, int]) -> float:
     return round(math.sqrt(sum(n * (float(s) - mean) ** 2 for s, n in score_counts.items()) / total), 3)
 
 
+PROBE_MIN_PASSAGES = 10
+
+
 def probe_examples(examples: list[dict], queries: int, window: int) -> list[dict]:
     """The first `queries` lists, each cut to its first `window` passages: one window per list, so every passage's
-    score is one answer of the model."""
+    score is one answer of the model. Small windows (single passages) keep PROBE_MIN_PASSAGES per list, so the probe
+    still sees several grades of each query."""
+    window = max(window, PROBE_MIN_PASSAGES)
     cut = ("doc_ids", "doc_texts", "labels", "first_stage_scores")
     return [{**ex, **{k: list(ex[k])[:window] for k in cut if k in ex}} for ex in examples[:queries]]
 

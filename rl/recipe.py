@@ -82,6 +82,15 @@ class SFTSection:
     batch_size: int = 4
     gradient_accumulation_steps: int = 1
     save_steps: int = 10
+    # tokens: TRL SFT on the whole answer text. slots: train each score slot on its own gold score with filler
+    # scores in the input and a pairwise ranking term between one query's passages (rl/stages/slot_sft.py; groupwise
+    # answer_only; batch_size then counts queries, each with all its groups)
+    loss: Literal["tokens", "slots"] = "tokens"
+    rank_weight: float = 1.0  # slots only: weight of the ranking term beside the cross-entropy
+
+    def validate(self) -> None:
+        if self.rank_weight < 0:
+            raise ValueError(f"rank_weight must be >= 0, got {self.rank_weight}")
 
 
 @dataclass
@@ -202,5 +211,8 @@ class GroupwiseRecipe(RerankerRecipe):
         if self.variant == "reasoning" and self.evaluate.scoring == "expected":
             raise ValueError("evaluate.scoring: 'expected' reads an answer-only completion's scores; the reasoning "
                              "variant needs scoring: greedy")
+        if self.sft.loss == "slots" and (self.variant != "answer_only" or self.sft.teacher != "gold"):
+            raise ValueError("sft.loss: 'slots' trains the scores of answer_only groups from their labels or teacher "
+                             "scores: it needs variant: answer_only and sft.teacher: gold")
         self.check_answer_only_reward("grouprank", "<reason> and <answer>", "the -0.5 penalty")
         super().validate()

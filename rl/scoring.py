@@ -23,7 +23,7 @@ import numpy as np
 SCORES = np.arange(11, dtype=np.float64)
 
 
-def _chunk(index: int) -> str:
+def slot_chunk(index: int) -> str:
     """The skeleton text between the previous score and score `index` (1-based)."""
     return f'<answer>{{"[{index}]": ' if index == 1 else f', "[{index}]": '
 
@@ -45,7 +45,7 @@ class SlotScorer:
 
     def chunk_ids(self, index: int) -> list[int]:
         if index not in self._chunks:
-            self._chunks[index] = self.tokenizer(_chunk(index), add_special_tokens=False)["input_ids"]
+            self._chunks[index] = self.tokenizer(slot_chunk(index), add_special_tokens=False)["input_ids"]
         return self._chunks[index]
 
     def __call__(self, conversations: Sequence[list[dict]], sizes: Sequence[int]) -> list[list[tuple[int, float]]]:

@@ -26,11 +26,14 @@ def test_grade_means_average_the_0_to_10_score_per_gold_grade():
 def test_score_std_and_probe_examples():
     assert score_std({}) == 0.0 and score_std({"10": 12}) == 0.0
     assert score_std({"0": 1, "10": 1}) == pytest.approx(5.0)
-    examples = [{"qid": str(i), "query": "q", "doc_ids": list("abcdef"), "doc_texts": list("ABCDEF"),
-                 "labels": [3, 0, 0, 1, 2, 0], "first_stage_scores": [6, 5, 4, 3, 2, 1]} for i in range(5)]
-    cut = probe_examples(examples, queries=2, window=4)
+    examples = [{"qid": str(i), "query": "q", "doc_ids": list("abcdefghijkl"), "doc_texts": list("ABCDEFGHIJKL"),
+                 "labels": [3, 0, 0, 1, 2, 0] * 2, "first_stage_scores": list(range(12, 0, -1))} for i in range(5)]
+    cut = probe_examples(examples, queries=2, window=11)
     assert [ex["qid"] for ex in cut] == ["0", "1"]
-    assert cut[0]["doc_ids"] == list("abcd") and cut[0]["labels"] == [3, 0, 0, 1] and len(examples[0]["doc_ids"]) == 6
+    assert cut[0]["doc_ids"] == list("abcdefghijk") and cut[0]["labels"] == [3, 0, 0, 1, 2, 0, 3, 0, 0, 1, 2]
+    assert len(examples[0]["doc_ids"]) == 12
+    # single-passage windows still probe several passages (grades) of each list
+    assert [len(ex["doc_ids"]) for ex in probe_examples(examples, queries=2, window=1)] == [10, 10]
 
 
 def _probe(stage: str, step: int, means: dict, **extra) -> dict:

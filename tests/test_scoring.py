@@ -8,7 +8,7 @@ import pytest
 
 from rerank_rl.data_synthesis.builtin import generate_examples
 from rerank_rl.rl.paradigms import groupwise
-from rerank_rl.rl.scoring import SlotScorer, _chunk, _score_distribution
+from rerank_rl.rl.scoring import SlotScorer, slot_chunk, _score_distribution
 
 
 def test_score_distribution_splits_one_into_one_and_ten():
@@ -31,7 +31,7 @@ def _reference(model, tokenizer, conversation, size):
     digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
     out = []
     for slot in range(1, size + 1):
-        ids = ids + tokenizer(_chunk(slot), add_special_tokens=False)["input_ids"]
+        ids = ids + tokenizer(slot_chunk(slot), add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids + [digit_ids[1]]])).logits[0].float()
         digits = torch.softmax(logits[-2], -1)[digit_ids].double().numpy()[None]

@@ -36,12 +36,25 @@ def sft_dataset(config, groups: Dataset, run_dir: Path) -> Dataset:
 
 def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Path:
     """Train, then save a merged checkpoint to run_dir/sft/merged and return its path."""
-    from trl import SFTConfig, SFTTrainer
-
     out = run_dir / "sft"
     groups = load_from_disk(str(run_dir / "data" / "train_groups"))
-    dataset = sft_dataset(config, groups, run_dir)
     model, tokenizer = load_causal_lm(base_model, config.model.dtype)
+    if config.sft.loss == "slots":
+        trainer = slot_trainer(config, out, groups, model, tokenizer, base_model)
+    else:
+        trainer = token_trainer(config, out, sft_dataset(config, groups, run_dir), model, tokenizer)
+    attach_probe(trainer, config, run_dir, "sft")
+    trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
+    trainer.save_state()
+    if is_main_process():
+        save_merged(trainer.model, tokenizer, out / "merged")
+    return out / "merged"
+
+
+def token_trainer(config, out: Path, dataset: Dataset, model, tokenizer):
+    """TRL's SFTTrainer on the answer text (completion tokens only)."""
+    from trl import SFTConfig, SFTTrainer
+
     args = SFTConfig(
         **common_args(config, out, "sft", config.sft.max_steps, config.sft.learning_rate, config.sft.save_steps),
         per_device_train_batch_size=config.sft.batch_size,
@@ -49,11 +62,21 @@ def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Pat
         completion_only_loss=True,
         max_length=2048,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora_config(config.lora))
-    attach_probe(trainer, config, run_dir, "sft")
-    trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
-    trainer.save_state()
-    if is_main_process():
-        save_merged(trainer.model, tokenizer, out / "merged")
-    return out / "merged"
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                      peft_config=lora_config(config.lora))
+
+
+def slot_trainer(config, out: Path, groups: Dataset, model, tokenizer, base_model: str):
+    """The slot loss (rl/stages/slot_sft.py) in a transformers Trainer; batch_size counts queries."""
+    from transformers import TrainingArguments
+
+    from rerank_rl.rl.stages.slot_sft import build_slot_trainer, check_slot_tokenizer
+
+    check_slot_tokenizer(tokenizer, base_model)
+    args = TrainingArguments(
+        **common_args(config, out, "sft", config.sft.max_steps, config.sft.learning_rate, config.sft.save_steps),
+        per_device_train_batch_size=config.sft.batch_size,
+        gradient_accumulation_steps=config.sft.gradient_accumulation_steps,
+        remove_unused_columns=False,
+    )
+    return build_slot_trainer(config, model, tokenizer, groups, args)

@@ -1,0 +1,188 @@
+"""SFT on the score slots of the groupwise answer (`sft.loss: slots`), the loss that teaches a small model to read.
+
+Plain token SFT on `<answer>{"[1]": 7, "[2]": 0}</answer>` taught SmolLM2-135M nothing about the passages on CPU
+budgets (benchmarks/RESULTS.md): teacher forcing shows every slot the gold scores of the slots before it, so the
+model learns to count ("one 10 per group, then zeros") instead of reading, and the cross-entropy is mostly paid
+for matching the majority score. This loss removes both shortcuts:
+
+- **filler scores**: in the training input every slot's score is a random one, so earlier scores carry nothing;
+  each slot is trained on its own gold first digit (10 is trained as 9: one token names the score, and the
+  expected-value reading of rl/scoring.py needs no second digit);
+- **a ranking term**: a pairwise logistic loss on the slots' expected scores (over the digits 0-9) between passages
+  of one query, across all of that query's prompts, so only telling passages apart lowers it;
+- the skeleton tokens around the slots keep their cross-entropy, so greedy decoding still writes the format.
+
+One training row is one query: all its groups (prompts) go through the model in one padded pass.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.scoring import slot_chunk
+
+IGNORE = -100
+
+
+def slot_targets(group: dict, max_grade: int) -> list[int]:
+    """Gold first digits (0-9) per passage: teacher scores where the pool has them, else grades on 0-10."""
+    if group.get("teacher_scores") is not None:
+        values = [round(min(10.0, max(0.0, s))) for s in group["teacher_scores"]]
+    else:
+        values = [groupwise.grade_to_score(g, max_grade) for g in group["labels"]]
+    return [min(9, v) for v in values]
+
+
+def encode_group(tokenizer, messages: list[dict], targets: Sequence[int], rng: random.Random) -> dict:
+    """Token ids of prompt + answer skeleton with random filler scores; labels on the skeleton and on each slot's
+    gold first digit; `slots` are the positions whose logits predict a slot's score."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    labels = [IGNORE] * len(ids)
+    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    slots = []
+
+    def add(tokens: list[int], trained: bool) -> None:
+        ids.extend(tokens)
+        labels.extend(tokens if trained else [IGNORE] * len(tokens))
+
+    for index, target in enumerate(targets, start=1):
+        add(tokenizer(slot_chunk(index), add_special_tokens=False)["input_ids"], trained=True)
+        slots.append(len(ids) - 1)
+        filler = [digits[int(c)] for c in str(rng.randrange(11))]
+        add(filler, trained=False)
+        labels[slots[-1] + 1] = digits[target]  # the slot's own score, not the filler shown after it
+    add(tokenizer("}</answer>", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id], trained=True)
+    return {"input_ids": ids, "labels": labels, "slots": slots, "targets": list(targets)}
+
+
+def query_rows(config, groups, tokenizer, seed: int) -> list[list[dict]]:
+    """One row per source query: the encoded prompts of all its groups."""
+    max_grade = max(3, max((max(g["labels"]) for g in groups), default=3))
+    by_query: dict[str, list[dict]] = defaultdict(list)
+    for g in groups:
+        by_query[g.get("source_qid") or g["qid"]].append(g)
+    rng = random.Random(seed)
+    rows = []
+    for members in by_query.values():
+        rows.append([encode_group(tokenizer, groupwise.build_messages(g["query"], g["doc_texts"], config.variant,
+                                                                      config.data.max_doc_chars),
+                                  slot_targets(g, max_grade), rng) for g in members])
+    return rows
+
+
+class SlotCollator:
+    """Pads one or more query rows into one batch; slot tensors say where each slot sits and which query it is of."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[list[dict]]) -> dict:
+        import torch
+
+        prompts = [(q, p) for q, row in enumerate(rows) for p in row]
+        width = max(len(p["input_ids"]) for _, p in prompts)
+        batch = {"input_ids": [], "attention_mask": [], "labels": []}
+        slot_row, slot_pos, slot_query, slot_target = [], [], [], []
+        for r, (q, p) in enumerate(prompts):
+            pad = width - len(p["input_ids"])
+            batch["input_ids"].append(p["input_ids"] + [self.pad_id] * pad)
+            batch["attention_mask"].append([1] * len(p["input_ids"]) + [0] * pad)
+            batch["labels"].append(p["labels"] + [IGNORE] * pad)
+            for pos, target in zip(p["slots"], p["targets"]):
+                slot_row.append(r), slot_pos.append(pos), slot_query.append(q), slot_target.append(target)
+        out = {k: torch.tensor(v) for k, v in batch.items()}
+        out.update(slot_row=torch.tensor(slot_row), slot_pos=torch.tensor(slot_pos),
+                   slot_query=torch.tensor(slot_query), slot_target=torch.tensor(slot_target, dtype=torch.float32))
+        return out
+
+
+def slot_losses(logits, batch: dict, digit_ids: list[int]):
+    """(token cross-entropy, pairwise ranking loss) for a padded batch; logits (rows, length, vocab)."""
+    import torch
+    import torch.nn.functional as F
+
+    labels = batch["labels"][:, 1:]
+    token_ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+    slot_logits = logits[batch["slot_row"], batch["slot_pos"]][:, digit_ids].float()
+    expected = slot_logits.softmax(-1) @ torch.arange(10, dtype=torch.float32, device=slot_logits.device)
+    target, query = batch["slot_target"], batch["slot_query"]
+    # pairs (i, j) of one query where i should score above j
+    pairs = (target[:, None] > target[None, :]) & (query[:, None] == query[None, :])
+    margin = expected[:, None] - expected[None, :]
+    rank = (F.softplus(-margin) * pairs).sum() / pairs.sum().clamp(min=1)
+    return token_ce, rank
+
+
+def make_trainer_class():
+    """Built lazily: transformers is imported only when a run needs it."""
+    from transformers import Trainer
+
+    class SlotTrainer(Trainer):
+        rank_weight = 1.0
+        digit_ids: list[int] = []
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            slot_keys = ("slot_row", "slot_pos", "slot_query", "slot_target", "labels")
+            batch = {k: inputs[k] for k in slot_keys}
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            token_ce, rank = slot_losses(outputs.logits, batch, self.digit_ids)
+            loss = token_ce + self.rank_weight * rank
+            parts = self.__dict__.setdefault("_parts", {"token_ce": [], "rank_loss": []})
+            parts["token_ce"].append(token_ce.item())
+            parts["rank_loss"].append(rank.item())
+            return (loss, outputs) if return_outputs else loss
+
+        def log(self, logs: dict, *args, **kwargs) -> None:
+            parts = self.__dict__.get("_parts")
+            if parts and parts["token_ce"] and "loss" in logs:
+                for key, values in parts.items():
+                    logs[key] = round(sum(values) / len(values), 4)
+                    values.clear()
+            super().log(logs, *args, **kwargs)
+
+    return SlotTrainer
+
+
+class _Rows:
+    """A map-style dataset over prepared rows (a torch Dataset without importing torch at module load)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+
+def build_slot_trainer(config, model, tokenizer, groups, args):
+    """A transformers Trainer that runs the slot loss over `groups` (train_groups rows)."""
+    from rerank_rl.rl.stages.common import lora_config
+
+    peft_config = lora_config(config.lora)
+    if peft_config is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config)
+    trainer_class = make_trainer_class()
+    trainer_class.rank_weight = config.sft.rank_weight
+    trainer_class.digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    rows = query_rows(config, groups, tokenizer, seed=config.seed)
+    return trainer_class(model=model, args=args, train_dataset=_Rows(rows),
+                         data_collator=SlotCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+
+
+def check_slot_tokenizer(tokenizer, path: str | Path) -> None:
+    """The slot loss reads one digit token per score: the tokenizer must write numbers digit by digit."""
+    from rerank_rl.rl.errors import UserError
+
+    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    if tokenizer("10", add_special_tokens=False)["input_ids"] != [digits[1], digits[0]]:
+        raise UserError(f"sft.loss 'slots' needs a tokenizer that writes numbers digit by digit; {path}'s does not: "
+                        "use sft.loss: tokens")

@@ -1,0 +1,73 @@
+"""The slot loss (rl/stages/slot_sft.py): what the model is shown, what it is trained on, and the ranking term."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rerank_rl.data_synthesis.groups import sample_groups
+from rerank_rl.rl.paradigms import groupwise
+from rerank_rl.rl.stages.slot_sft import IGNORE, SlotCollator, encode_group, slot_losses, slot_targets
+
+pytestmark = pytest.mark.slow  # needs the default model's tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_lm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(default_lm_path)
+
+
+def test_slot_targets_use_teacher_scores_and_cap_ten_at_nine():
+    assert slot_targets({"labels": [0, 1, 2, 3]}, max_grade=3) == [0, 3, 7, 9]
+    assert slot_targets({"labels": [0, 0, 0], "teacher_scores": [0.4, 5.6, 11.0]}, max_grade=3) == [0, 6, 9]
+
+
+def test_encoded_group_trains_gold_digits_and_shows_fillers(tokenizer):
+    messages = groupwise.build_messages("q?", ["a", "b", "c"])
+    row = encode_group(tokenizer, messages, [9, 0, 3], random.Random(0))
+    ids, labels, slots = row["input_ids"], row["labels"], row["slots"]
+    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    assert len(ids) == len(labels) and len(slots) == 3
+    # the label after each slot is its gold first digit; the input there is a filler (not necessarily the gold)
+    assert [labels[s + 1] for s in slots] == [digits[9], digits[0], digits[3]]
+    assert all(ids[s + 1] in digits for s in slots)
+    # the skeleton is what the scorer feeds, so the slot positions are the ones rl/scoring.py reads
+    text = tokenizer.decode(ids[slots[0] - 8:slots[0] + 1])
+    assert text.endswith('<answer>{"[1]": ')
+    # prompt tokens carry no loss; the closing tag does
+    assert labels[0] == IGNORE and labels[-1] == tokenizer.eos_token_id
+    # the fillers are random (earlier slots tell later ones nothing), the labels are not
+    others = [encode_group(tokenizer, messages, [9, 0, 3], random.Random(seed)) for seed in range(1, 6)]
+    assert all(o["labels"] == labels for o in others)
+    assert len({tuple(o["input_ids"][s + 1] for s in slots) for o in others}) > 1
+
+
+def test_ranking_term_prefers_the_right_order():
+    import torch
+
+    digit_ids = list(range(10))
+    rows = [[{"input_ids": [0, 1, 2], "labels": [IGNORE, 1, 2], "slots": [0, 1], "targets": [9, 0]}],
+            [{"input_ids": [0, 1], "labels": [IGNORE, 1], "slots": [0], "targets": [5]}]]
+    batch = SlotCollator(pad_id=0)(rows)
+    assert batch["slot_query"].tolist() == [0, 0, 1]
+
+    def logits_for(high_first: bool):
+        logits = torch.zeros(2, 3, 10)
+        logits[0, 0, 9 if high_first else 0] = 8.0
+        logits[0, 1, 0 if high_first else 9] = 8.0
+        return logits
+
+    _, right = slot_losses(logits_for(True), batch, digit_ids)
+    _, wrong = slot_losses(logits_for(False), batch, digit_ids)
+    assert right.item() < 0.01 < 5.0 < wrong.item()  # pairs only within a query: query 1's single slot adds none
+
+
+def test_one_passage_groups_of_a_query_mix_grades():
+    pool = {"qid": "q", "query": "x", "doc_ids": [f"d{i}" for i in range(10)], "doc_texts": ["t"] * 10,
+            "first_stage_scores": [0.0] * 10, "labels": [3] + [0] * 9}
+    groups = sample_groups([pool], [1], groups_per_query=5, seed=0, mixed_fraction=1.0)
+    members = [g["doc_ids"][0] for g in groups]
+    assert len(set(members)) == 5 and members[0] == "d0"  # the anchor first, then distinct others
