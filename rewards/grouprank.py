@@ -24,6 +24,11 @@ Choices the paper leaves open, with the defaults taken here:
 * Tags: the reasoning variant needs `<reason>…</reason><answer>…</answer>` (`tags=("reason", "answer")`);
   the answer-only variant (`grouprank_answer_only`) needs just `<answer>…</answer>`.
 
+Beyond the paper: `score_weight` (default 0, off) adds delta·fit, fit = 1 − mean over the candidates of
+(score/10 − label/max_grade)², the squared error of each score against its gold grade on the same scale. It is the
+only term that tells completions apart when a prompt holds one passage (nDCG, Recall and JS are then constant), as
+in the single-passage windows of the CPU recipes.
+
 Columns: `labels` (graded gold in prompt order), optional `doc_ids` (same length). See `ranking` for conventions.
 """
 
@@ -90,6 +95,8 @@ class GroupRank(Reward):
         invalid_json_penalty: float = -0.1,
         no_tags_penalty: float = -0.5,
         strict_json: bool = True,
+        score_weight: float = 0.0,
+        max_grade: float = 3,
         name: str = "grouprank",
     ):
         if distribution not in ("sum", "softmax"):
@@ -101,8 +108,11 @@ class GroupRank(Reward):
         self.missing_score, self.ties, self.tags = float(missing_score), _check_ties(ties), tuple(tags)
         self.invalid_json_penalty, self.no_tags_penalty, self.name = invalid_json_penalty, no_tags_penalty, name
         self.strict_json = bool(strict_json)
+        if max_grade <= 0:
+            raise ValueError(f"max_grade must be > 0, got {max_grade!r}")
+        self.score_weight, self.max_grade = float(score_weight), float(max_grade)
         self.low = min(invalid_json_penalty, no_tags_penalty, min(gamma, 0.0) + min(epsilon, 0.0))
-        self.high = 1.0 + max(gamma, 0.0) + max(epsilon, 0.0)
+        self.high = 1.0 + max(gamma, 0.0) + max(epsilon, 0.0) + max(self.score_weight, 0.0)
 
     def compute(self, texts, columns):
         size = len(texts)
@@ -117,6 +127,11 @@ class GroupRank(Reward):
         q = to_distribution(np.where(valid, batch.labels, 0.0), valid, self.distribution, self.temperature)
         js = js_divergence(p, q)
         r_g = ndcg + self.gamma * recall + self.epsilon * (1.0 - js)
+        gold = np.clip(np.where(valid, batch.labels, 0.0) / self.max_grade, 0.0, 1.0)
+        errors = np.where(valid, (np.clip(predicted, 0.0, 10.0) / 10.0 - gold) ** 2, 0.0)
+        fit = 1.0 - errors.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+        if self.score_weight:
+            r_g = r_g + self.score_weight * fit
 
         totals, measured = [], []
         for i, p_i in enumerate(parsed):
@@ -136,6 +151,7 @@ class GroupRank(Reward):
                 "ndcg": only_ok(ndcg),
                 "recall": only_ok(recall),
                 "js": only_ok(js),
+                **({"fit": only_ok(fit)} if self.score_weight else {}),
                 FORMAT_OK: batch.scatter(size, [float(p_i.format_ok and ok) for p_i, ok in zip(parsed, measured)]),
             },
         )

@@ -118,6 +118,31 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_lm_path):
         json.loads((killed / "metrics/after.json").read_text())["reranked"]
 
 
+def test_slot_sft_resumes_after_sigkill_and_exports(tmp_path, tiny_lm_path):
+    """The slot loss runs in its own Trainer: checkpoints, resume and export must work as for TRL's."""
+    settings = [f"model.name={tiny_lm_path}", "sft.loss=slots", "data.group_sizes=[1, 2]", "data.groups_per_query=3",
+                "sft.max_steps=4", "sft.save_steps=1", "sft.batch_size=1", "rl.enabled=false",
+                "evaluate.before_training=false", "evaluate.window=2", "evaluate.stride=2"]
+    straight = tmp_path / "straight"
+    _train(straight, *settings)
+    killed = tmp_path / "killed"
+    proc = _train(killed, *settings, popen=True)
+    deadline = time.time() + 900
+    while not (killed / "sft" / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _train(killed, resume=True)
+    a, b, base = _weights(straight / "sft" / "merged"), _weights(killed / "sft" / "merged"), _weights(tiny_lm_path)
+    assert any(not (base[k] == a[k]).all() for k in base.keys() & a.keys())  # the slot loss moved the weights
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    logged = json.loads((straight / "sft" / "trainer_state.json").read_text())["log_history"]
+    assert any("rank_loss" in entry and "token_ce" in entry for entry in logged)
+    assert (straight / "export/bundle.json").exists()
+
+
 def test_ray_train_with_two_workers(tmp_path, tiny_lm_path):
     run_dir = tmp_path / "ray"
     _train(run_dir, f"model.name={tiny_lm_path}", "ray.enabled=true", "ray.num_workers=2", "sft.enabled=false",

@@ -168,7 +168,9 @@ def build_slot_trainer(config, model, tokenizer, groups, args):
     peft_config = lora_config(config.lora)
     if peft_config is not None:
         from peft import get_peft_model
+        from transformers import set_seed
 
+        set_seed(config.seed)  # LoRA's A matrices start random: seeded, so one seed gives one run
         model = get_peft_model(model, peft_config)
     trainer_class = make_trainer_class()
     trainer_class.rank_weight = config.sft.rank_weight

@@ -104,6 +104,21 @@ def test_grouprank_options():
         get_reward("grouprank", distribution="max")
 
 
+def test_grouprank_score_fit():
+    answer = grouprank_text('{"[1]": 9, "[3]": 5, "[2]": 0, "[4]": 0}')
+    (plain,), parts = run("grouprank", [answer])
+    assert "fit" not in parts  # off by default: the paper's reward
+    (total,), parts = run("grouprank", [answer], score_weight=0.5)
+    fit = 1 - ((0.9 - 1.0) ** 2 + 0 + (0.5 - 1 / 3) ** 2 + 0) / 4  # labels [3, 0, 1, 0] on max_grade 3
+    assert parts["fit"][0] == pytest.approx(fit) and total == pytest.approx(plain + 0.5 * fit)
+    # one passage: nDCG, Recall and JS cannot tell answers apart, the fit term can
+    one = [grouprank_text(f'{{"[1]": {s}}}') for s in (9, 3, 0)]
+    totals, parts = run("grouprank", one, labels=[3], score_weight=1.0)
+    assert len(set(parts["ndcg"])) == 1 and totals[0] > totals[1] > totals[2]
+    with pytest.raises(ValueError, match="max_grade"):
+        get_reward("grouprank", max_grade=0)
+
+
 def test_distribution_helpers():
     valid = np.array([[True, True, False]])
     np.testing.assert_allclose(to_distribution(np.array([[0.0, 0.0, 5.0]]), valid), [[0.5, 0.5, 0.0]])
