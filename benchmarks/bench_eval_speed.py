@@ -3,12 +3,15 @@
   generate, float32   the old path: decode every answer greedily with transformers' generate, then parse it;
   slots, float32      rl/scoring.py: feed the answer skeleton, read each passage's score distribution (one forward
                       per passage instead of ~8 per passage of free decoding);
-  slots, bfloat16     the same in bfloat16 weights (this CPU's bf16 matmul peak is ~2.4x fp32's).
+  slots, bfloat16     the same in bfloat16 weights (this CPU's bf16 matmul peak is ~2.4x fp32's);
+  slots, bf16, prefix the same, with each batch's shared prompt prefix (system prompt, and the query when one
+                      query's windows share a batch) run once (the default; the rows above run it per prompt).
 
 It prints windows/s for each, and the nDCG@10 of both readings (greedy: the argmax score, which free decoding
 writes too; expected: the expected score) so that speed is compared at equal figures.
 
     python benchmarks/bench_eval_speed.py [--model RUN/export/model] [--queries 8] [--depth 20] [--threads 2]
+                                          [--window 1 --stride 1]   (single-passage windows, the CPU recipes')
 """
 
 from __future__ import annotations
@@ -55,11 +58,13 @@ def main() -> None:
     settings = dict(window=args.window, stride=args.stride, max_chars=args.max_chars)
 
     rows = []
-    for label, scoring, dtype in (("generate, float32", "greedy", torch.float32),
-                                  ("slots, float32", "expected", torch.float32),
-                                  ("slots, bfloat16", "expected", torch.bfloat16)):
+    for label, scoring, dtype, shared in (("generate, float32", "greedy", torch.float32, False),
+                                          ("slots, float32", "expected", torch.float32, False),
+                                          ("slots, bfloat16", "expected", torch.bfloat16, False),
+                                          ("slots, bf16, prefix", "expected", torch.bfloat16, True)):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-        generator = _Recorder(HFGenerator(model, tokenizer, batch_size=args.batch_size, progress=False))
+        generator = _Recorder(HFGenerator(model, tokenizer, batch_size=args.batch_size, progress=False,
+                                          share_prefix=shared))
         stats: dict = {}
         started = time.perf_counter()
         run = groupwise.rank_candidates(examples, generator, scoring=scoring, stats=stats, **settings)

@@ -14,7 +14,9 @@ from tqdm.auto import tqdm
 
 
 class HFGenerator:
-    def __init__(self, model, tokenizer, batch_size: int = 8, temperature: float = 0.0, progress: bool = True):
+    def __init__(self, model, tokenizer, batch_size: int = 8, temperature: float = 0.0, progress: bool = True,
+                 share_prefix: bool = True):
+        self.share_prefix = share_prefix  # slot scoring: run a batch's common prompt prefix once (rl/scoring.py)
         self.model, self.tokenizer = model, tokenizer
         self.batch_size, self.temperature, self.progress = batch_size, temperature, progress
         self._slots = None  # the SlotScorer, built on first use
@@ -64,7 +66,8 @@ class HFGenerator:
         from rerank_rl.rl.scoring import SlotScorer
 
         if self._slots is None:
-            self._slots = SlotScorer(self.model, self.tokenizer, batch_size=self.batch_size, progress=self.progress)
+            self._slots = SlotScorer(self.model, self.tokenizer, batch_size=self.batch_size, progress=self.progress,
+                                     share_prefix=self.share_prefix)
         return self._slots(conversations, sizes)
 
 

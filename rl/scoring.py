@@ -12,6 +12,10 @@ Per passage this gives two readings of the model:
   expected  the expected score under the model's distribution over 0..10 (a passage the model is unsure about
             scores between its candidate answers, which breaks the ties a 0-10 scale makes on every list).
 Later slots are conditioned on the greedy scores of earlier ones, as they are when the answer is generated.
+
+Prompts of one batch share their opening tokens (the system prompt, and for the windows of one query its text): that
+prefix runs once and its key/value cache is copied to every row. With single-passage windows the prefix is close to
+half of every prompt.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ class SlotScorer:
     """Scores every passage of groupwise prompts in one constrained pass. `__call__(conversations, sizes)` returns,
     per conversation, a list of (greedy, expected) pairs on the 0-10 scale."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 8, progress: bool = False):
+    def __init__(self, model, tokenizer, batch_size: int = 8, progress: bool = False, share_prefix: bool = True):
         self.model, self.tokenizer, self.batch_size, self.progress = model, tokenizer, batch_size, progress
+        self.share_prefix = share_prefix
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
@@ -55,8 +60,9 @@ class SlotScorer:
         texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                  for c in conversations]
         prompts = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        # Same-size windows share a slot schedule; sorting by length keeps padding small.
-        order = sorted(range(len(prompts)), key=lambda i: (sizes[i], len(prompts[i])))
+        # Same-size windows share a slot schedule; then the windows of one query sit together (a long shared
+        # prefix), and sorting by length keeps padding small.
+        order = sorted(range(len(prompts)), key=lambda i: (sizes[i], prompts[i][:_GROUP_TOKENS], len(prompts[i])))
         batches = []
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
@@ -99,9 +105,15 @@ class SlotScorer:
     def _score_batch(self, prompts: list[list[int]], size: int) -> list[list[tuple[int, float]]]:
         import torch
 
-        one = self.digit_ids[1]
-        state = {"cache": None, "mask": None, "positions": torch.zeros(len(prompts), dtype=torch.long)}
-        feed = [p + self.chunk_ids(1) + [one] for p in prompts]
+        one, rows = self.digit_ids[1], len(prompts)
+        shared = _shared_length(prompts) if self.share_prefix and rows > 1 else 0
+        state = {"cache": None, "mask": None, "positions": torch.zeros(1 if shared else rows, dtype=torch.long)}
+        if shared:
+            self._forward([prompts[0][:shared]], state)
+            state["cache"].batch_repeat_interleave(rows)
+            state["mask"] = state["mask"].repeat(rows, 1)
+            state["positions"] = state["positions"].repeat(rows)
+        feed = [p[shared:] + self.chunk_ids(1) + [one] for p in prompts]
         scores: list[list[tuple[int, float]]] = [[] for _ in prompts]
         for slot in range(1, size + 1):
             logits = self._forward(feed, state)
@@ -119,6 +131,17 @@ class SlotScorer:
 
     def _digits(self, score: int) -> list[int]:
         return [self.digit_ids[int(c)] for c in str(score)]
+
+
+_GROUP_TOKENS = 96  # enough to hold the system prompt and a query: sorting on it puts one query's windows together
+
+
+def _shared_length(prompts: list[list[int]]) -> int:
+    """Length of the token prefix every prompt starts with."""
+    first, length = prompts[0], min(len(p) for p in prompts)
+    for p in prompts[1:]:
+        length = next((i for i in range(length) if p[i] != first[i]), length)
+    return length
 
 
 def _score_distribution(digits: np.ndarray, ten: np.ndarray) -> np.ndarray:

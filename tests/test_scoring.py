@@ -61,6 +61,23 @@ def test_slot_scores_match_an_uncached_pass(default_lm_path):
         assert [e for _, e in got] == pytest.approx([e for _, e in want], abs=1e-4)
     assert len({g for row in scored for g, _ in row}) > 1  # the check covered more than one chosen score
 
+    # single-passage windows of one query: a long shared prefix (system prompt and query) runs once for the batch
+    ex = examples[0]
+    singles = [groupwise.build_messages(ex["query"], [text], "answer_only", 80) for text in ex["doc_texts"][:4]]
+    shared = SlotScorer(model, tokenizer, batch_size=4)(singles, [1] * 4)
+    unshared = SlotScorer(model, tokenizer, batch_size=4, share_prefix=False)(singles, [1] * 4)
+    for conversation, got, plain in zip(singles, shared, unshared):
+        want = _reference(model, tokenizer, conversation, 1)
+        assert got[0][0] == want[0][0] and got[0][1] == pytest.approx(want[0][1], abs=1e-4)
+        assert got[0][1] == pytest.approx(plain[0][1], abs=1e-4)
+
+
+def test_shared_prefix_length():
+    from rerank_rl.rl.scoring import _shared_length
+
+    assert _shared_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert _shared_length([[1, 2], [1, 2]]) == 2 and _shared_length([[7, 1], [1, 2]]) == 0
+
 
 def test_expected_scoring_ranks_through_the_paradigm(tiny_lm_path):
     from rerank_rl.rl.generation import load_hf_generator
