@@ -13,7 +13,7 @@ from clitools import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
-MARGIN = 0.05  # measured lift at this budget: see benchmarks/RESULTS.md ("CI learning test")
+MARGIN = 0.10  # measured at this budget: 0.6206 -> 0.8515 (benchmarks/RESULTS.md, "CI learning test")
 
 
 def test_short_run_lifts_held_out_ndcg(tmp_path):
