@@ -50,7 +50,7 @@ def _cell(result: dict) -> str:
 
 
 def report(metrics: dict, config, total: float) -> str:
-    sets = list(metrics["eval_examples"])
+    sets = list(metrics["eval_examples"]) + [s for s in ("held-out labels",) if s in metrics.get("baseline", {})]
     lines = [
         f"config: supervised {config.supervised.steps} steps x {config.supervised.batch_size}, "
         f"PPO {config.ppo.steps} steps x {config.ppo.batch_size} x {config.ppo.samples_per_example} samples "
@@ -64,13 +64,23 @@ def report(metrics: dict, config, total: float) -> str:
     for name in ("baseline", "supervised", "ppo"):
         if name not in metrics:
             continue
-        evaluation = sum(metrics[name][s]["wall_s"] for s in sets)
+        evaluation = sum(metrics[name][s].get("wall_s", 0) for s in sets)
         train_s = "-" if training[name] is None else f"{training[name]:.0f}"
         lines.append(f"| {name} | {' | '.join(_cell(metrics[name][s]) for s in sets)} | {train_s} | {evaluation:.0f} |")
     if "baseline" in metrics and "ppo" in metrics:
         gains = [100 * (metrics["ppo"][s]["macro_f1"] - metrics["baseline"][s]["macro_f1"]) for s in sets]
         lines.append("")
-        lines.append("PPO vs baseline (points): " + ", ".join(f"{s} {g:+.1f}" for s, g in zip(sets, gains)))
+        lines.append("PPO vs baseline (points): " + ", ".join(f"{s} {g:+.1f}" for s, g in zip(sets, gains))
+                     + f"; mean {sum(gains) / len(gains):+.1f}")
+    for stage in ("supervised_training", "ppo_training"):
+        held = metrics.get(stage, {}).get("heldout")
+        if held:
+            figures = ", ".join(f"{h['step']}: {h['macro_f1']:.3f}" for h in held["history"])
+            lines.append(f"{stage} held-out labels by step ({figures}); chosen step {held['chosen_step']}")
+    distinct = metrics.get("supervised_training", {}).get("distinct_labels")
+    if distinct:
+        lines.append(f"distinct label strings offered in supervised training: {distinct['with_target']} with a "
+                     f"target, {distinct['open_vocabulary']} open-vocabulary (teacher only)")
     lines.append(f"total wall time {total:.0f} s")
     return "\n".join(lines)
 

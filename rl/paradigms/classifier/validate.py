@@ -74,7 +74,8 @@ class Selection:
             self.state.update(best=figure["macro_f1"], best_step=step, stale=0)
         else:
             self.state["stale"] += 1
-        self.state["history"].append({"step": step, "macro_f1": figure["macro_f1"], **(extra or {})})
+        self.state["history"].append({"step": step, "macro_f1": figure["macro_f1"], "sets": figure["sets"],
+                                      **(extra or {})})
         if self.logger is not None:
             self.logger.log(step, {"heldout_macro_f1": figure["macro_f1"], "heldout_base": base, **(extra or {})})
         self.log(f"held-out labels after step {step}: macro-F1 {figure['macro_f1']:.4f} (base encoder {base:.4f}; "
