@@ -61,6 +61,21 @@ def test_heldout_labels_are_measured_and_choose_the_checkpoint(tiny_run):
     # PPO starts from the supervised choice and may only keep it or better it.
     assert metrics["ppo_training"]["heldout"]["macro_f1"] >= metrics["supervised_training"]["heldout"]["macro_f1"]
     assert metrics["supervised_training"]["distinct_labels"]["with_target"] > 30
+    # Four tiny steps cannot reach MiniLM's own similarity: the run says so, in metrics.json and report.md.
+    assert metrics["heldout_verdict"].startswith("WARNING held-out labels")
+    assert metrics["heldout_verdict"] in (tiny_run / "report.md").read_text()
+
+
+def test_heldout_verdict_compares_the_final_stage_with_the_base():
+    from rerank_rl.rl.paradigms.classifier.pipeline import heldout_verdict
+
+    above = {"macro_f1": 0.8, "base_encoder": 0.75}
+    below = {"macro_f1": 0.6, "base_encoder": 0.75}
+    assert heldout_verdict({}) == ""
+    assert "+5.0 points" in heldout_verdict({"supervised_training": {"heldout": above}})
+    # PPO's choice is the final model when PPO ran.
+    assert "15.0 points BELOW" in heldout_verdict({"supervised_training": {"heldout": above},
+                                                   "ppo_training": {"heldout": below}})
 
 
 def test_export_reloads_in_gliclass_with_same_predictions(tiny_run, shared_data):

@@ -151,11 +151,30 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
             metrics["ppo"] = stage("eval_ppo", evaluate, model_dir)
     if config.export.enabled and model_dir:
         metrics["export"] = stage("export", export, model_dir)
+    verdict = heldout_verdict(metrics)
+    if verdict:
+        metrics["heldout_verdict"] = verdict
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     table = summary_table(metrics)
-    (run_dir / "report.md").write_text(f"# {config.name}\n\nZero-shot {table}\n\n(metrics.json has every figure)\n")
-    log(table)
+    (run_dir / "report.md").write_text(f"# {config.name}\n\nZero-shot {table}\n\n{verdict}\n\n"
+                                       "(metrics.json has every figure)\n")
+    log(table + (f"\n{verdict}" if verdict else ""))
     return metrics
+
+
+def heldout_verdict(metrics: dict) -> str:
+    """One sentence on the final model's held-out-label figure against the base encoder's ('' without holdout)."""
+    chosen = next((metrics[s]["heldout"] for s in ("ppo_training", "supervised_training")
+                   if metrics.get(s, {}).get("heldout")), None)
+    if chosen is None:
+        return ""
+    gap = 100 * (chosen["macro_f1"] - chosen["base_encoder"])
+    if gap >= 0:
+        return (f"Held-out labels: the final model ({chosen['macro_f1']:.3f}) is at or above the base encoder "
+                f"({chosen['base_encoder']:.3f}), {gap:+.1f} points.")
+    return (f"WARNING held-out labels: the final model ({chosen['macro_f1']:.3f}) is {-gap:.1f} points BELOW the base "
+            f"encoder's label embeddings ({chosen['base_encoder']:.3f}): on new label sets, MiniLM's own similarity "
+            "is the better classifier.")
 
 
 def summary_table(metrics: dict) -> str:
