@@ -8,7 +8,7 @@ wrong types with the file and the dotted key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rerank_rl.rl.config import register_schema
 
@@ -24,6 +24,8 @@ class SourcesConfig:
     optional `qrels`. Its candidate lists are the first stage (pools are drawn from them, no retrieval); the corpus
     is the passages the file holds (what synthetic queries are drawn from). Unjudged files need judged_only: false.
     """
+
+    PATHS: ClassVar[dict] = {"path": "file", "topics": "file", "qrels": "file", "corpus": "file"}  # rl/paths.py
 
     kind: Literal["scifact", "beir", "trec", "rank_llm"] = "scifact"
     path: str = "../shared/data/beir_scifact"
@@ -46,6 +48,8 @@ class SourcesConfig:
 class PoolsConfig:
     """Candidate pools: the first-stage top `top_k` plus `sample` documents drawn from ranks sample_from..sample_to
     (1-based, inclusive). GroupRank: hybrid retriever, top-10 + 40 from ranks 11-200."""
+
+    PATHS: ClassVar[dict] = {"encoder": "model"}
 
     retriever: Literal["bm25", "dense", "hybrid"] = "hybrid"
     top_k: int = 10
@@ -81,6 +85,8 @@ class TeacherConfig:
     backend `vllm`: a vLLM offline engine on GPU (optional extra `rerank-rl[vllm]`);
     backend `openai`: any OpenAI-compatible chat endpoint at `base_url` serving `model`.
     """
+
+    PATHS: ClassVar[dict] = {"model": "model", "cache_dir": "file"}
 
     backend: Literal["transformers", "vllm", "openai"] = "transformers"
     model: str = "smollm2-135m-instruct"
@@ -124,6 +130,8 @@ class EncoderLabelsConfig:
     passage under a sentence-transformers bi-encoder and the first-stage score, each z-scored within the pool, fused
     as weight * z(cosine) + (1 - weight) * z(first_stage). weight 1 = the encoder alone, 0 = the first stage alone.
     Embeddings are cached by text in <teacher.cache_dir>/embeddings.sqlite while `teacher.cache` is on."""
+
+    PATHS: ClassVar[dict] = {"model": "model"}
 
     model: str = "minilm"  # 'minilm' (the shipped all-MiniLM-L6-v2), a local folder, or a hub id in the HF cache
     weight: float = 0.7
@@ -248,6 +256,8 @@ class SynthesisConfig:
 @register_schema("synthesis")
 class SynthesisFile(SynthesisConfig):
     """A standalone synthesis YAML: `paradigm: synthesis` plus the SynthesisConfig keys."""
+
+    PATHS: ClassVar[dict] = {"output_dir": "file"}
 
     paradigm: Literal["synthesis"] = "synthesis"
     output_dir: str = ""  # default runs/synthesis-<timestamp>; --output-dir wins

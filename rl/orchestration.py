@@ -26,19 +26,26 @@ def is_main_process() -> bool:
 
 
 class StageRunner:
-    def __init__(self, ray_section, run_dir: Path):
+    """`quiet`: Ray's messages go to run_dir/logs/driver.log and workers' output is not forwarded to this console
+    (stages given a `log` write theirs to it; see rl/console.py)."""
+
+    def __init__(self, ray_section, run_dir: Path, quiet: bool = False):
         self.section, self.run_dir = ray_section, Path(run_dir).resolve()
-        self.started = False
+        self.started, self.quiet = False, quiet
 
     def __enter__(self):
         if self.section.enabled:
             import ray
 
             if not ray.is_initialized():
+                if self.quiet:
+                    from rerank_rl.rl.console import logs_dir, ray_logs_to
+
+                    ray_logs_to(logs_dir(self.run_dir) / "driver.log")
                 env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
                 runtime_env = {"env_vars": env, "worker_process_setup_hook": f"{__name__}.quiet_ray_workers"}
-                ray.init(address=self.section.address or None, include_dashboard=False, log_to_driver=True,
-                         runtime_env=runtime_env, configure_logging=False)
+                ray.init(address=self.section.address or None, include_dashboard=False,
+                         log_to_driver=not self.quiet, runtime_env=runtime_env, configure_logging=False)
                 self.started = True
         return self
 
@@ -48,31 +55,43 @@ class StageRunner:
 
             ray.shutdown()
 
-    def task(self, fn: Callable, *args, num_cpus: float = 1):
-        """Run `fn(*args)` as a Ray task (or inline) and return its result."""
+    def task(self, fn: Callable, *args, num_cpus: float | None = None, num_gpus: float = 0, log: Path | None = None):
+        """Run `fn(*args)` as a Ray task (or inline) and return its result. The task reserves `num_cpus` (default:
+        all of one node's, as stages run one after another) and gives torch as many threads as it reserved. Its
+        output goes to `log` when given."""
+        if log is not None:
+            from rerank_rl.rl.console import logged
+
+            fn = logged(fn, log)
         if not self.section.enabled:
             return fn(*args)
         import ray
 
-        cpus = ray.cluster_resources().get("CPU", 1)
+        node = max(node_cpus(gpu=num_gpus > 0), 1)
+        cpus = min(num_cpus or node, node)
         # max_calls=1: the worker exits after the task, so a stage's model and torch's caches are freed before the
         # next stage starts instead of idling in Ray's worker pool.
-        remote = ray.remote(num_cpus=min(num_cpus, cpus), max_retries=0, max_calls=1)(
+        remote = ray.remote(num_cpus=cpus, num_gpus=num_gpus, max_retries=0, max_calls=1)(
             _with_threads(fn, int(max(1, cpus))))
         return ray.get(remote.remote(*args))
 
-    def train(self, name: str, fn: Callable, *args) -> None:
-        """Run training stage `fn(*args)` on `ray.num_workers` Ray Train workers (or inline). Outputs go to disk."""
+    def train(self, name: str, fn: Callable, *args, log: Path | None = None) -> None:
+        """Run training stage `fn(*args)` on `ray.num_workers` Ray Train workers (or inline). Outputs go to disk,
+        the workers' console output to `log` when given."""
+        if log is not None:
+            from rerank_rl.rl.console import logged
+
+            fn = logged(fn, log)
         if not self.section.enabled:
             fn(*args)
             return
-        import ray
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
         workers = self.section.num_workers
-        cpus = ray.cluster_resources().get("CPU", 1)
-        per_worker = max(1, int(cpus // workers)) if not self.section.use_gpu else 1
+        per_worker = worker_cpus(workers, self.section.use_gpu)
+        if workers == 1 and not self.section.deepspeed:  # DeepSpeed needs its process group, even of one
+            fn = _single_process(fn)
         loop = _with_threads(fn, per_worker)
         trainer = TorchTrainer(
             lambda _: loop(*args),
@@ -83,12 +102,57 @@ class StageRunner:
         trainer.fit()
 
 
+def _nodes() -> list[dict]:
+    """Resources of the live nodes of the cluster."""
+    import ray
+
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+
+
+def worker_cpus(workers: int, use_gpu: bool) -> int:
+    """CPUs (and torch threads) per training worker: on GPU, a GPU node's CPUs shared among its GPUs; on CPU, the
+    most that still places every worker (a worker sits on one node, so the cluster's total is no guide)."""
+    nodes = _nodes()
+    if use_gpu:
+        return max(1, int(min((n.get("CPU", 1) // n["GPU"] for n in nodes if n.get("GPU")), default=1)))
+    for share in range(int(node_cpus()), 1, -1):
+        if sum(int(n.get("CPU", 0) // share) for n in nodes) >= workers:
+            return share
+    return 1
+
+
+def node_cpus(gpu: bool = False) -> float:
+    """CPUs of the largest node (with a GPU, when `gpu`): the most one task or worker can reserve."""
+    return max((n.get("CPU", 0) for n in _nodes() if not gpu or n.get("GPU")), default=1)
+
+
 def quiet_ray_workers() -> None:
     """Run in every Ray worker of the job. Without the dashboard, Ray Train's placement-group cleaner cannot query
     actor states and would warn about it every second for the whole training stage."""
     import logging
 
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+
+
+_DISTRIBUTED_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK")
+
+
+def _single_process(fn: Callable) -> Callable:
+    """A lone Ray Train worker still gets a process group and rank variables, so accelerate would wrap the model in
+    DistributedDataParallel for nothing (and with find_unused_parameters, an extra autograd pass per step). Drop
+    both: the trainer then sees a plain single process."""
+
+    def wrapped(*args):
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() == 1:
+            dist.destroy_process_group()
+            for key in _DISTRIBUTED_ENV:
+                os.environ.pop(key, None)
+        return fn(*args)
+
+    wrapped.__name__ = wrapped.__qualname__ = getattr(fn, "__name__", "stage")
+    return wrapped
 
 
 def _with_threads(fn: Callable, threads: int) -> Callable:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from rerank_rl.rl.config import CONFIG_DIR, load_recipe, save_resolved
+from rerank_rl.rl.console import StageLine, logs_dir, stage_figures
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.models import resolve_model
 from rerank_rl.rl.orchestration import StageRunner
@@ -60,24 +61,33 @@ def run_reranker(config, run_dir: Path, resume: bool = False) -> dict:
 
         qrels = read_qrels(config.data.eval.qrels)
     base = resolve_model(config.model.name)
-    with StageRunner(config.ray, run_dir) as runner:
+    with StageRunner(config.ray, run_dir, quiet=True) as runner:
 
-        def stage(name: str, fn, *args, training: bool = False):
+        def stage(name: str, fn, *args, training: bool = False, gpu: bool = False):
+            log = logs_dir(run_dir) / f"{name}.log"  # the stage's own output; the console gets one line
+
             def place(interrupted: bool):
                 if training:
-                    runner.train(name, fn, *args, interrupted)
+                    runner.train(name, fn, *args, interrupted, log=log)
                     return str(run_dir / name / "merged")
-                return runner.task(fn, *args)
+                return runner.task(fn, *args, num_gpus=1 if gpu and config.ray.use_gpu else 0, log=log)
 
-            return state.stage(name, place, resume=resume)
+            if state.done(name):
+                return state.stage(name, place)
+            with StageLine(run_dir, name) as line:
+                result = state.stage(name, place, resume=resume)
+                line.done(stage_figures(name, result, run_dir))
+            return result
 
         if config.synthesize is not None:
             from rerank_rl.data_synthesis.stage import synthesize
 
-            stage("synthesize", synthesize, config.synthesize, run_dir / "synthesis")
+            teacher = config.synthesize.teacher
+            stage("synthesize", synthesize, config.synthesize, run_dir / "synthesis",
+                  gpu=teacher.backend == "vllm" or teacher.device != "cpu")
         stage("data", prepare_data, config, run_dir)
         if config.evaluate.enabled and config.evaluate.before_training:
-            stage("eval_before", evaluate_checkpoint, config, run_dir, base, "before", qrels)
+            stage("eval_before", evaluate_checkpoint, config, run_dir, base, "before", qrels, gpu=True)
         model = base
         if config.sft.enabled:
             model = stage("sft", run_sft, config, run_dir, model, training=True)
@@ -85,7 +95,7 @@ def run_reranker(config, run_dir: Path, resume: bool = False) -> dict:
             model = stage("rl", run_rl, config, run_dir, model, training=True)
         after = None
         if config.evaluate.enabled:
-            after = stage("eval_after", evaluate_checkpoint, config, run_dir, model, "after", qrels)
+            after = stage("eval_after", evaluate_checkpoint, config, run_dir, model, "after", qrels, gpu=True)
         if model != base:
             stage("export", lambda *a: str(export_run(*a)), config, run_dir, Path(model))
     write_report(run_dir)

@@ -5,7 +5,7 @@ and the groupwise recipe (configs/grouprank*.yaml). Other paradigms declare thei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rerank_rl.data_synthesis.config import SynthesisConfig
 from rerank_rl.rl.config import register_schema
@@ -13,6 +13,8 @@ from rerank_rl.rl.config import register_schema
 
 @dataclass
 class ModelSection:
+    PATHS: ClassVar[dict] = {"name": "model"}  # made absolute at load (rl/paths.py)
+
     name: str = "smollm2-135m-instruct"  # an embedded default, a local folder, or a hub id (offline: must be cached)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     # TRL turns checkpointing on by default; for small models on CPU it only adds a forward pass per step
@@ -35,6 +37,8 @@ class LoraSection:
 @dataclass
 class SourceSection:
     """One data source. `format` decides which of the path keys are needed."""
+
+    PATHS: ClassVar[dict] = {"path": "file", "qrels": "file", "topics": "file", "corpus": "file"}
 
     # synthesized = the pools the recipe's own `synthesize` stage wrote (run folder/synthesis/pools)
     format: Literal["builtin", "rank_llm", "trec_run", "beir", "scifact_train", "triples", "dataset",
@@ -87,14 +91,27 @@ class SFTSection:
     # answer_only; batch_size then counts queries, each with all its groups)
     loss: Literal["tokens", "slots"] = "tokens"
     rank_weight: float = 1.0  # slots only: weight of the ranking term beside the cross-entropy
+    # tokens only: prompt + answer tokens kept per example; longer ones lose the end of their answer (counted and
+    # warned about at the stage's start, see sft/lengths.json)
+    max_length: int = 2048
+    # options of TRL's SFTConfig (slots: transformers' TrainingArguments) the recipe does not name, passed as they are
+    trl_args: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.rank_weight < 0:
             raise ValueError(f"rank_weight must be >= 0, got {self.rank_weight}")
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+        if self.trl_args:
+            from rerank_rl.rl.trl_args import SFT, check_trl_args, sft_config_class
+
+            check_trl_args(self.trl_args, sft_config_class(self.loss), "sft", SFT)
 
 
 @dataclass
 class RLSection:
+    PATHS: ClassVar[dict] = {"rewards": "rewards"}  # file plug-ins (`dir/file.py:function`)
+
     enabled: bool = True
     trainer: Literal["grpo", "rloo"] = "grpo"
     loss_type: str = "dapo"  # any TRL GRPO loss type: grpo, dr_grpo, dapo, bnpo, cispo, sapo, ...
@@ -102,9 +119,12 @@ class RLSection:
     max_steps: int = 12
     learning_rate: float = 2e-5
     num_generations: int = 4
-    prompts_per_step: int = 2  # each step draws this many prompts x num_generations completions
-    # completions per forward/backward pass (gradients accumulate over the step); 0 = all of them at once. Smaller
-    # passes hold fewer activations: on CPU, memory follows this, not the step size. Must divide the step's count.
+    # each step draws this many prompts x num_generations completions per training worker: N workers
+    # (ray.num_workers) draw N x prompts_per_step prompts per step
+    prompts_per_step: int = 2
+    # completions per forward/backward pass (gradients accumulate over the step); 0 = a worker's whole share at
+    # once. Smaller passes hold fewer activations: memory follows this, not the step size. Must divide
+    # prompts_per_step x num_generations.
     micro_batch_size: int = 0
     max_completion_length: int = 64
     temperature: float = 1.0
@@ -114,7 +134,15 @@ class RLSection:
     filter_zero_variance: bool = True
     save_steps: int = 4
     use_vllm: bool = False
+    # colocate: vLLM inside every training process, sharing its GPU; server: `trl vllm-serve` on GPUs of its own
     vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_server_host: str = "0.0.0.0"  # server mode: where `trl vllm-serve` listens (any node the workers reach)
+    vllm_server_port: int = 8000
+    vllm_gpu_memory_utilization: float = 0.3  # colocate: GPU memory share vLLM reserves beside training
+    vllm_tensor_parallel_size: int = 1  # colocate: GPUs one vLLM engine spans (must divide the workers)
+    vllm_enable_sleep_mode: bool = False  # colocate: vLLM frees its memory while training steps run (slower wake)
+    # options of TRL's GRPOConfig / RLOOConfig the recipe does not name (top_p, mask_truncated_completions, ...)
+    trl_args: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.num_generations < 2:
@@ -126,6 +154,12 @@ class RLSection:
         if self.micro_batch_size < 0 or (self.micro_batch_size and step % self.micro_batch_size):
             raise ValueError(f"micro_batch_size must divide prompts_per_step x num_generations = {step} "
                              f"(got {self.micro_batch_size})")
+        if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0 or self.vllm_tensor_parallel_size < 1:
+            raise ValueError("vllm_gpu_memory_utilization must lie in (0, 1] and vllm_tensor_parallel_size be >= 1")
+        if self.trl_args:
+            from rerank_rl.rl.trl_args import RL, check_trl_args, rl_config_class
+
+            check_trl_args(self.trl_args, rl_config_class(self.trainer), "rl", RL)
 
 
 @dataclass
@@ -160,6 +194,8 @@ class ExportSection:
 
 @dataclass
 class RaySection:
+    PATHS: ClassVar[dict] = {"deepspeed": "shipped"}
+
     enabled: bool = True
     address: str = ""  # empty: start a local cluster; "auto" or host:port: join one
     num_workers: int = 1  # Ray Train workers for the training stages
@@ -170,6 +206,8 @@ class RaySection:
 @dataclass
 class RerankerRecipe:
     """Top level shared by the reranker recipes; a paradigm's recipe subclasses it and overrides what differs."""
+
+    PATHS: ClassVar[dict] = {"output_dir": "file"}
 
     paradigm: str = ""
     name: str = "reranker"

@@ -38,17 +38,9 @@ def default_lm_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_lm_path(tmp_path_factory, default_lm_path) -> Path:
+def tiny_lm_path(tmp_path_factory, default_lm_path) -> Path:  # noqa: ARG001 (prepares the default first)
     """A 2-layer, randomly initialised Llama with SmolLM2's tokenizer and chat template: exercises every training
     code path in seconds. Tests that judge quality use the real default model instead."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from rerank_rl.rl.models import build_tiny_lm
 
-    out = tmp_path_factory.mktemp("tiny-lm")
-    config = AutoConfig.from_pretrained(default_lm_path)
-    config.update({"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                   "num_key_value_heads": 2, "head_dim": 16})
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
-    AutoTokenizer.from_pretrained(default_lm_path).save_pretrained(out)
-    return out
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))

@@ -69,6 +69,17 @@ def test_default_model_end_to_end(tmp_path):
         json.loads((run_dir / "export/bundle.json").read_text())
 
 
+def _kill_at(proc, checkpoint: Path) -> None:
+    """SIGKILL a training run as soon as `checkpoint` has finished saving."""
+    deadline = time.time() + 900
+    while not (checkpoint / "trainer_state.json").exists():
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _weights(folder: Path, name: str = "model.safetensors") -> dict:
     from safetensors.torch import load_file
 
@@ -94,14 +105,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_lm_path):
     _train(straight, *settings)
 
     killed = tmp_path / "killed"
-    proc = _train(killed, *settings, popen=True)
-    deadline = time.time() + 900
-    while not (killed / "rl" / "checkpoint-2" / "trainer_state.json").exists():
-        assert proc.poll() is None, "training ended before it could be interrupted"
-        assert time.time() < deadline
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_at(_train(killed, *settings, popen=True), killed / "rl" / "checkpoint-2")
     assert not (killed / "rl" / "merged").exists()
     _train(killed, resume=True)
 
@@ -126,14 +130,7 @@ def test_slot_sft_resumes_after_sigkill_and_exports(tmp_path, tiny_lm_path):
     straight = tmp_path / "straight"
     _train(straight, *settings)
     killed = tmp_path / "killed"
-    proc = _train(killed, *settings, popen=True)
-    deadline = time.time() + 900
-    while not (killed / "sft" / "checkpoint-2" / "trainer_state.json").exists():
-        assert proc.poll() is None, "training ended before it could be interrupted"
-        assert time.time() < deadline
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_at(_train(killed, *settings, popen=True), killed / "sft" / "checkpoint-2")
     _train(killed, resume=True)
     a, b, base = _weights(straight / "sft" / "merged"), _weights(killed / "sft" / "merged"), _weights(tiny_lm_path)
     assert any(not (base[k] == a[k]).all() for k in base.keys() & a.keys())  # the slot loss moved the weights
@@ -143,13 +140,40 @@ def test_slot_sft_resumes_after_sigkill_and_exports(tmp_path, tiny_lm_path):
     assert (straight / "export/bundle.json").exists()
 
 
-def test_ray_train_with_two_workers(tmp_path, tiny_lm_path):
-    run_dir = tmp_path / "ray"
-    _train(run_dir, f"model.name={tiny_lm_path}", "ray.enabled=true", "ray.num_workers=2", "sft.enabled=false",
-           "evaluate.before_training=false", "rl.max_steps=1", "rl.prompts_per_step=2")
-    state = json.loads((run_dir / "state.json").read_text())
-    assert "export" in state["done"]
+def test_ray_train_with_two_workers_from_relative_paths(tmp_path, tiny_lm_path):
+    """Ray Train workers run in their own session folder: a recipe that names its reward plug-in, DeepSpeed config
+    and model folder relatively to where the user ran it must still find them there (rl/paths.py)."""
+    import shutil
+
+    user = tmp_path / "user"
+    (user / "plugins").mkdir(parents=True)
+    (user / "plugins" / "length_reward.py").write_text(LENGTH_REWARD)
+    shutil.copytree(tiny_lm_path, user / "models" / "tiny")
+    shutil.copy(REPO / "configs" / "deepspeed" / "zero2.json", user / "ds.json")
+    overrides = ["model.name=models/tiny", "ray.enabled=true", "ray.num_workers=2", "ray.deepspeed=ds.json",
+                 "sft.enabled=false", "evaluate.before_training=false", "rl.max_steps=1", "rl.prompts_per_step=1",
+                 "rl.save_steps=1", 'rl.rewards={grouprank_answer_only: 1.0, "plugins/length_reward.py:by_length": 1.0}']
+    args = [sys.executable, "-m", "rerank_rl.rl.cli", "train", TINY_RECIPE, "--output-dir", "runs/ray"]
+    for item in overrides:
+        args += ["--set", item]
+    result = subprocess.run(args, cwd=user, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = user / "runs" / "ray"
+    assert "export" in json.loads((run_dir / "state.json").read_text())["done"]
     assert (run_dir / "export/model/model.safetensors").exists()
+    assert list((run_dir / "rl").glob("checkpoint-1/global_step1"))  # DeepSpeed's own checkpoint: it ran
+    logged = json.loads((run_dir / "rl" / "trainer_state.json").read_text())["log_history"]
+    values = [row["reward_components/length_reward.py:by_length"] for row in logged
+              if "reward_components/length_reward.py:by_length" in row]
+    assert values and all(v > 0 for v in values)  # the plug-in scored every completion
+
+    # The console: one line per stage with its figures; Ray's and the libraries' chatter in the run's logs.
+    stage_lines = [line.split()[0] for line in result.stdout.splitlines() if line and not line.startswith(" ")]
+    assert stage_lines[:4] == ["data", "rl", "eval_after", "export"], result.stdout
+    assert "rl          step 1/1, reward" in result.stdout
+    chatter = result.stdout + result.stderr
+    assert "it/s]" not in chatter and "Token authentication" not in chatter and "find_unused" not in chatter, chatter
+    assert "it/s]" in (run_dir / "logs" / "eval_after.log").read_text()  # the bars went to the stage's log
 
 
 def test_report_describes_answers_through_the_recorded_paradigm():

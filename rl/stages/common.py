@@ -51,6 +51,9 @@ def common_args(config, output_dir: Path, stage_name: str, max_steps: int, learn
         dataloader_num_workers=0,
         deepspeed=config.ray.deepspeed or None,
         gradient_checkpointing=config.model.gradient_checkpointing,
+        # every trainable parameter (LoRA or the whole model) takes part in the loss: the search DDP would make for
+        # unused ones costs an extra autograd traversal per step
+        ddp_find_unused_parameters=False,
     )
 
 

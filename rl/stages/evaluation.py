@@ -11,7 +11,7 @@ from datasets import load_from_disk
 from rerank_rl.data_synthesis.builtin import qrels_of
 from rerank_rl.rewards.metrics import write_trec_run
 from rerank_rl.rl.evaluate import default_rel_level, first_stage_run, score_runs
-from rerank_rl.rl.generation import load_hf_generator
+from rerank_rl.rl.generation import choose_engine, load_generator
 from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.probe import grade_means
 from rerank_rl.rl.serving import inference_settings, rank_with
@@ -21,7 +21,10 @@ from rerank_rl.rl.stages.common import inference_dtype
 def rerank_with(model_path: str, examples: list[dict], config,
                 stats: dict | None = None) -> dict[str, list[tuple[str, float]]]:
     settings = inference_settings(config)
-    generator = load_hf_generator(model_path, batch_size=settings["batch_size"], dtype=inference_dtype(config))
+    # vLLM for decoding where the recipe rolls out with it (installed, on a GPU), else transformers on the device
+    engine = choose_engine(config.rl.use_vllm, settings.get("scoring", "greedy"))
+    generator = load_generator(model_path, engine, batch_size=settings["batch_size"], dtype=inference_dtype(config),
+                               seed=config.seed)
     return rank_with(get_paradigm(config.paradigm), generator, examples, config.variant, settings, stats)
 
 

@@ -1,9 +1,10 @@
 """The RL stage: TRL's GRPOTrainer (any of its loss types; GSPO through sequence-level importance sampling) or
 RLOOTrainer, with rewards from the registry, LoRA from the config, and zero-variance groups filtered and counted.
 
-Batch semantics, stated once: every optimizer step draws `prompts_per_step` prompts and samples `num_generations`
-completions for each, so one step scores prompts_per_step x num_generations completions, and a reward call always
-holds every completion of a prompt (group-aware rewards see whole groups).
+Batch semantics, stated once: every optimizer step draws `prompts_per_step` prompts on each training worker and
+samples `num_generations` completions for each, so with N workers (`ray.num_workers`; 1 without Ray) one step scores
+N x prompts_per_step x num_generations completions, and a reward call always holds every completion of a prompt
+(group-aware rewards see whole groups). `micro_batch_size` splits a worker's share into forward/backward passes.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from datasets import Dataset, load_from_disk
 
 from rerank_rl.rewards.contract import tap_components
 from rerank_rl.rewards.registry import combine_rewards
+from rerank_rl.rl.console import progress_callback
 from rerank_rl.rl.errors import UserError
-from rerank_rl.rl.orchestration import is_main_process
 from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.probe import attach_probe
-from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
+from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config
+from rerank_rl.rl.stages.saving import save_outputs
 
 def check_whole_lists(dataset: Dataset, per_step: int) -> None:
     """UserError when consecutive blocks of `per_step` rows (one RL step's prompts) would split a list: rows of a
@@ -85,6 +87,48 @@ def _trainer_classes(kind: str):
     return RLOOConfig, type("FilteredRLOOTrainer", (ZeroVarianceFilter, RLOOTrainer), {})
 
 
+def vllm_args(section) -> dict:
+    """TRL's vLLM settings from the rl section (ignored by TRL unless use_vllm)."""
+    return {"use_vllm": section.use_vllm, "vllm_mode": section.vllm_mode,
+            "vllm_server_host": section.vllm_server_host, "vllm_server_port": section.vllm_server_port,
+            "vllm_gpu_memory_utilization": section.vllm_gpu_memory_utilization,
+            "vllm_tensor_parallel_size": section.vllm_tensor_parallel_size,
+            "vllm_enable_sleep_mode": section.vllm_enable_sleep_mode}
+
+
+def rl_args(config, out: Path):
+    """The TRL GRPOConfig / RLOOConfig of the RL stage: the recipe's keys, then `rl.trl_args` (checked at load)."""
+    section = config.rl
+    config_cls, _ = _trainer_classes(section.trainer)
+    generation_batch = section.prompts_per_step * section.num_generations
+    micro = section.micro_batch_size or generation_batch
+    extra = {"loss_type": section.loss_type, "importance_sampling_level": section.importance_sampling_level} \
+        if section.trainer == "grpo" else {}
+    if get_paradigm(config.paradigm).whole_lists_per_step:  # rows stay in list order: each step holds whole lists
+        extra["shuffle_dataset"] = False
+    options = {
+        **common_args(config, out, "rl", section.max_steps, section.learning_rate, section.save_steps),
+        # TRL generates (and scores, and filters) all gradient_accumulation_steps x micro completions at once,
+        # then trains on them micro at a time: one optimizer step per generation batch either way.
+        "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": generation_batch // micro,
+        "num_generations": section.num_generations,
+        "max_completion_length": section.max_completion_length,
+        "temperature": section.temperature,
+        "beta": section.beta,
+        "log_completions": False,
+        **vllm_args(section),
+        **extra,
+        # TRL options the recipe does not name (getattr: a config pickled by a driver that predates the key)
+        **getattr(section, "trl_args", {}),
+    }
+    try:
+        return config_cls(**options)
+    except ValueError as err:  # TRL's own checks (e.g. batch divisibility): say which recipe keys are involved
+        raise UserError(f"rl section rejected by TRL ({err}); one step draws rl.prompts_per_step x "
+                        f"rl.num_generations = {generation_batch} completions per training worker") from None
+
+
 def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callbacks: list | None = None) -> Path:
     """Train with RL from `start_model`; save a merged checkpoint to run_dir/rl/merged and the adapter to
     run_dir/rl/adapter. Returns the merged path. `callbacks` are extra transformers TrainerCallbacks."""
@@ -97,45 +141,17 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callba
         raise UserError(f"rl.rewards: {err}") from None
     holder: list = []
     reward_fn = tap_components(reward, _component_logger(holder))
-    config_cls, trainer_cls = _trainer_classes(section.trainer)
-    generation_batch = section.prompts_per_step * section.num_generations
-    micro = section.micro_batch_size or generation_batch
-    extra = {"loss_type": section.loss_type, "importance_sampling_level": section.importance_sampling_level} \
-        if section.trainer == "grpo" else {}
-    paradigm = get_paradigm(config.paradigm)
-    if paradigm.whole_lists_per_step:  # rows stay in list order, so each step's prompts are whole lists
+    if get_paradigm(config.paradigm).whole_lists_per_step:
         check_whole_lists(dataset, section.prompts_per_step)
-        extra["shuffle_dataset"] = False
-    try:
-        args = config_cls(
-            **common_args(config, out, "rl", section.max_steps, section.learning_rate, section.save_steps),
-            # TRL generates (and scores, and filters) all gradient_accumulation_steps x micro completions at once,
-            # then trains on them micro at a time: one optimizer step per generation batch either way.
-            per_device_train_batch_size=micro,
-            gradient_accumulation_steps=generation_batch // micro,
-            num_generations=section.num_generations,
-            max_completion_length=section.max_completion_length,
-            temperature=section.temperature,
-            beta=section.beta,
-            use_vllm=section.use_vllm,
-            vllm_mode=section.vllm_mode,
-            log_completions=False,
-            **extra,
-        )
-    except ValueError as err:  # TRL's own checks (e.g. batch divisibility): say which recipe keys are involved
-        raise UserError(f"rl section rejected by TRL ({err}); one step draws rl.prompts_per_step x "
-                        f"rl.num_generations = {generation_batch} completions") from None
+    args = rl_args(config, out)
+    _, trainer_cls = _trainer_classes(section.trainer)
     model, tokenizer = load_causal_lm(start_model, config.model.dtype)
     trainer = trainer_cls(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks)
     trainer.filter_zero_variance = section.filter_zero_variance
     holder.append(trainer)
     attach_probe(trainer, config, run_dir, "rl")
+    trainer.add_callback(progress_callback(run_dir, "rl", "reward"))
     trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     trainer.save_state()
-    if is_main_process():
-        if config.lora.enabled:
-            trainer.model.save_pretrained(out / "adapter")
-            tokenizer.save_pretrained(out / "adapter")
-        save_merged(trainer.model, tokenizer, out / "merged")
-    return out / "merged"
+    return save_outputs(trainer, tokenizer, out, start_model, config, adapter=True)

@@ -6,15 +6,18 @@ built-in teacher); with `synthesized` the stage reads the SFT dataset the synthe
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from datasets import Dataset, load_from_disk
 
+from rerank_rl.rl.console import progress_callback, warn
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.orchestration import is_main_process
 from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.probe import attach_probe
-from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config, save_merged
+from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config
+from rerank_rl.rl.stages.saving import save_outputs
 
 
 def sft_dataset(config, groups: Dataset, run_dir: Path) -> Dataset:
@@ -44,24 +47,57 @@ def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Pat
     else:
         trainer = token_trainer(config, out, sft_dataset(config, groups, run_dir), model, tokenizer)
     attach_probe(trainer, config, run_dir, "sft")
+    trainer.add_callback(progress_callback(run_dir, "sft", "loss"))
     trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     trainer.save_state()
-    if is_main_process():
-        save_merged(trainer.model, tokenizer, out / "merged")
-    return out / "merged"
+    return save_outputs(trainer, tokenizer, out, base_model, config)
+
+
+def count_truncated(dataset: Dataset, tokenizer, max_length: int) -> dict:
+    """How many examples exceed `max_length` tokens (prompt + answer, as TRL tokenizes them). TRL keeps the first
+    max_length tokens, so these lose the end of their answer, and one whose prompt alone fills max_length is dropped
+    (nothing left to learn)."""
+    def length(messages: list, answer: bool) -> int:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not answer)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    totals = [length(row["prompt"] + row["completion"], True) for row in dataset]
+    prompts = [length(row["prompt"], False) for row, total in zip(dataset, totals) if total > max_length]
+    return {"max_length": max_length, "examples": len(totals), "truncated": len(prompts),
+            "dropped": sum(p >= max_length for p in prompts), "longest": max(totals, default=0)}
+
+
+def report_truncation(counts: dict, out: Path) -> None:
+    """sft/lengths.json, and a warning on the console when answers are cut (main process only)."""
+    if not is_main_process():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lengths.json").write_text(json.dumps(counts, indent=2))
+    if counts["truncated"]:
+        warn(out.parent, f"sft.max_length={counts['max_length']} cuts the answer of {counts['truncated']} of "
+                         f"{counts['examples']} SFT examples ({counts['dropped']} lose all of it and are left out; "
+                         f"longest {counts['longest']} tokens): raise sft.max_length or shrink data.group_sizes / "
+                         "data.max_doc_chars")
 
 
 def token_trainer(config, out: Path, dataset: Dataset, model, tokenizer):
     """TRL's SFTTrainer on the answer text (completion tokens only)."""
     from trl import SFTConfig, SFTTrainer
 
-    args = SFTConfig(
+    report_truncation(count_truncated(dataset, tokenizer, config.sft.max_length), out)
+    options = {
         **common_args(config, out, "sft", config.sft.max_steps, config.sft.learning_rate, config.sft.save_steps),
-        per_device_train_batch_size=config.sft.batch_size,
-        gradient_accumulation_steps=config.sft.gradient_accumulation_steps,
-        completion_only_loss=True,
-        max_length=2048,
-    )
+        "per_device_train_batch_size": config.sft.batch_size,
+        "gradient_accumulation_steps": config.sft.gradient_accumulation_steps,
+        "completion_only_loss": True,
+        "max_length": config.sft.max_length,
+        # checked at load (getattr: a config pickled by a driver that predates the key)
+        **getattr(config.sft, "trl_args", {}),
+    }
+    try:
+        args = SFTConfig(**options)
+    except ValueError as err:
+        raise UserError(f"sft section rejected by TRL: {err}") from None
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                       peft_config=lora_config(config.lora))
 
@@ -73,10 +109,11 @@ def slot_trainer(config, out: Path, groups: Dataset, model, tokenizer, base_mode
     from rerank_rl.rl.stages.slot_sft import build_slot_trainer, check_slot_tokenizer
 
     check_slot_tokenizer(tokenizer, base_model)
-    args = TrainingArguments(
+    args = TrainingArguments(**{
         **common_args(config, out, "sft", config.sft.max_steps, config.sft.learning_rate, config.sft.save_steps),
-        per_device_train_batch_size=config.sft.batch_size,
-        gradient_accumulation_steps=config.sft.gradient_accumulation_steps,
-        remove_unused_columns=False,
-    )
+        "per_device_train_batch_size": config.sft.batch_size,
+        "gradient_accumulation_steps": config.sft.gradient_accumulation_steps,
+        "remove_unused_columns": False,
+        **getattr(config.sft, "trl_args", {}),
+    })
     return build_slot_trainer(config, model, tokenizer, groups, args)
