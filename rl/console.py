@@ -101,7 +101,8 @@ class StageLine:
     """One console line for a stage: redrawn with its progress while it runs (on a terminal), then its figures."""
 
     def __init__(self, run_dir: Path, name: str, stream=None):
-        self.run_dir, self.name, self.stream = Path(run_dir), name, stream or sys.stdout
+        self.run_dir, self.name, self.stream = Path(run_dir), name, stream or _console()
+        self._own = stream is None and self.stream is not sys.stdout
         self.live = self.stream.isatty()
         self.started = time.perf_counter()
         self.warnings_seen = self._warnings()
@@ -119,6 +120,8 @@ class StageLine:
             self._thread.join()
         if exc[0] is not None and self.live:
             self.stream.write("\n")
+        if self._own:
+            self.stream.close()
         return False
 
     def _warnings(self) -> list[str]:
@@ -141,6 +144,15 @@ class StageLine:
         lines += [f"{'':<12}warning: {w}" for w in self._warnings()[len(self.warnings_seen):]]
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
+
+
+def _console():
+    """The console as it is now, kept open for the stage line: a stage run in this process (Ray off) sends
+    descriptor 1 to its log meanwhile."""
+    try:
+        return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    except (AttributeError, OSError, ValueError):  # a replaced stdout without a descriptor
+        return sys.stdout
 
 
 def stage_figures(name: str, result, run_dir: Path) -> str:
