@@ -86,8 +86,9 @@ class SlotScorer:
 
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-        new_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        device = self.model.device  # a GPU model reads GPU tensors
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+        new_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
         mask = new_mask if state["mask"] is None else torch.cat([state["mask"], new_mask], dim=1)
         start = state["positions"]
         positions = (start.unsqueeze(1) + new_mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -107,7 +108,8 @@ class SlotScorer:
 
         one, rows = self.digit_ids[1], len(prompts)
         shared = _shared_length(prompts) if self.share_prefix and rows > 1 else 0
-        state = {"cache": None, "mask": None, "positions": torch.zeros(1 if shared else rows, dtype=torch.long)}
+        state = {"cache": None, "mask": None, "positions": torch.zeros(1 if shared else rows, dtype=torch.long,
+                                                                        device=self.model.device)}
         if shared:
             self._forward([prompts[0][:shared]], state)
             state["cache"].batch_repeat_interleave(rows)
@@ -117,8 +119,8 @@ class SlotScorer:
         scores: list[list[tuple[int, float]]] = [[] for _ in prompts]
         for slot in range(1, size + 1):
             logits = self._forward(feed, state)
-            digits = torch.softmax(logits[:, 0, :], dim=-1)[:, self.digit_ids].double().numpy()
-            ten = torch.softmax(logits[:, 1, :], dim=-1)[:, self.digit_ids[0]].double().numpy()
+            digits = torch.softmax(logits[:, 0, :], dim=-1)[:, self.digit_ids].double().cpu().numpy()
+            ten = torch.softmax(logits[:, 1, :], dim=-1)[:, self.digit_ids[0]].double().cpu().numpy()
             self._crop_last(state)
             probs = _score_distribution(digits, ten)
             greedy = probs.argmax(axis=1)
