@@ -31,7 +31,9 @@ def rerank_with(model_path: str, examples: list[dict], config,
 def evaluate_checkpoint(config, run_dir: Path, model_path: str, name: str, qrels=None) -> dict:
     """Metrics of `model_path` on run_dir/data/eval, saved to run_dir/metrics/<name>.json (+ <name>.run)."""
     examples = [dict(row) for row in load_from_disk(str(run_dir / "data" / "eval"))]
-    qrels = qrels or qrels_of(examples)
+    # a judgments file covers every query it judged; figures average over the queries evaluated here
+    # (data.eval.max_queries), not over all of the file's, which would count the others as 0
+    qrels = {ex["qid"]: qrels.get(ex["qid"], {}) for ex in examples} if qrels else qrels_of(examples)
     rel_level = default_rel_level(qrels)
     answers: dict = {}
     reranked = rerank_with(model_path, examples, config, stats=answers)
