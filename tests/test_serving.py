@@ -125,7 +125,8 @@ def test_inference_settings_carry_scoring_and_the_reasoning_budget():
     answer_only = inference_settings(load_recipe(CONFIG_DIR / "grouprank.yaml"))
     assert answer_only["scoring"] == "expected" and answer_only["decode_budget"] is None  # sized by the answer
     reasoning = load_recipe(CONFIG_DIR / "grouprank.yaml", ["variant=reasoning", "evaluate.scoring=greedy",
-                                                            "rl.rewards={grouprank: 1.0}", "rl.max_completion_length=300"])
+                                                            "sft.loss=tokens", "rl.rewards={grouprank: 1.0}",
+                                                            "rl.max_completion_length=300"])
     settings = inference_settings(reasoning)
     # the reasoning variant decodes as long as it trained to write, not 12 + 8n + 64 tokens
     assert settings["scoring"] == "greedy" and settings["decode_budget"] == 300
