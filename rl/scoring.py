@@ -27,6 +27,16 @@ import numpy as np
 SCORES = np.arange(11, dtype=np.float64)
 
 
+def digit_token_ids(tokenizer) -> list[int]:
+    """Token ids of "0".."9". Slots are read (and trained) one digit token at a time, so the tokenizer must write
+    numbers digit by digit (10 -> '1', '0'); ValueError otherwise."""
+    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    if tokenizer("10", add_special_tokens=False)["input_ids"] != [digits[1], digits[0]]:
+        raise ValueError("slot scoring needs a tokenizer that writes numbers digit by digit (10 -> '1', '0'); "
+                         "use scoring: greedy for this model")
+    return digits
+
+
 def slot_chunk(index: int) -> str:
     """The skeleton text between the previous score and score `index` (1-based)."""
     return f'<answer>{{"[{index}]": ' if index == 1 else f', "[{index}]": '
@@ -41,11 +51,7 @@ class SlotScorer:
         self.share_prefix = share_prefix
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
-        probe = tokenizer("10", add_special_tokens=False)["input_ids"]
-        if len(probe) != 2 or probe != [self.digit_ids[1], self.digit_ids[0]]:
-            raise ValueError("slot scoring needs a tokenizer that writes numbers digit by digit (10 -> '1', '0'); "
-                             "use scoring: greedy for this model")
+        self.digit_ids = digit_token_ids(tokenizer)
         self._chunks: dict[int, list[int]] = {}
 
     def chunk_ids(self, index: int) -> list[int]:

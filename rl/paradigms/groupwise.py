@@ -50,15 +50,19 @@ def grade_to_score(grade: int, max_grade: int) -> int:
     return round(10 * max(0, grade) / max(1, max_grade))
 
 
+def answer_scores(labels: Sequence[int], max_grade: int = 3,
+                  teacher_scores: Sequence[float] | None = None) -> list[int]:
+    """The 0-10 score each passage should get: the teacher's where a synthesis teacher gave one, else its grade."""
+    if teacher_scores is not None:
+        return [int(round(min(10.0, max(0.0, s)))) for s in teacher_scores]
+    return [grade_to_score(g, max_grade) for g in labels]
+
+
 def gold_answer(labels: Sequence[int], variant: str = "answer_only", max_grade: int = 3,
                 teacher_scores: Sequence[float] | None = None) -> str:
     """The target completion for SFT: teacher scores (0-10) where a synthesis teacher gave them, else the gold
     grades mapped onto 0-10, rendered in the answer format."""
-    if teacher_scores is not None:
-        values = [int(round(min(10.0, max(0.0, s)))) for s in teacher_scores]
-    else:
-        values = [grade_to_score(g, max_grade) for g in labels]
-    scores = {f"[{i}]": v for i, v in enumerate(values, start=1)}
+    scores = {f"[{i}]": v for i, v in enumerate(answer_scores(labels, max_grade, teacher_scores), start=1)}
     answer = f"<answer>{json.dumps(scores)}</answer>"
     if variant == "answer_only":
         return answer

@@ -23,18 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rerank_rl.rl.paradigms import groupwise
-from rerank_rl.rl.scoring import slot_chunk
+from rerank_rl.rl.scoring import digit_token_ids, slot_chunk
 
 IGNORE = -100
 
 
 def slot_targets(group: dict, max_grade: int) -> list[int]:
     """Gold first digits (0-9) per passage: teacher scores where the pool has them, else grades on 0-10."""
-    if group.get("teacher_scores") is not None:
-        values = [round(min(10.0, max(0.0, s))) for s in group["teacher_scores"]]
-    else:
-        values = [groupwise.grade_to_score(g, max_grade) for g in group["labels"]]
-    return [min(9, v) for v in values]
+    return [min(9, v) for v in groupwise.answer_scores(group["labels"], max_grade, group.get("teacher_scores"))]
 
 
 def encode_group(tokenizer, messages: list[dict], targets: Sequence[int], rng: random.Random) -> dict:
@@ -43,7 +39,7 @@ def encode_group(tokenizer, messages: list[dict], targets: Sequence[int], rng: r
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     labels = [IGNORE] * len(ids)
-    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    digits = digit_token_ids(tokenizer)
     slots = []
 
     def add(tokens: list[int], trained: bool) -> None:
@@ -174,17 +170,18 @@ def build_slot_trainer(config, model, tokenizer, groups, args):
         model = get_peft_model(model, peft_config)
     trainer_class = make_trainer_class()
     trainer_class.rank_weight = config.sft.rank_weight
-    trainer_class.digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    trainer_class.digit_ids = digit_token_ids(tokenizer)
     rows = query_rows(config, groups, tokenizer, seed=config.seed)
     return trainer_class(model=model, args=args, train_dataset=_Rows(rows),
                          data_collator=SlotCollator(tokenizer.pad_token_id), processing_class=tokenizer)
 
 
 def check_slot_tokenizer(tokenizer, path: str | Path) -> None:
-    """The slot loss reads one digit token per score: the tokenizer must write numbers digit by digit."""
+    """The slot loss reads one digit token per score (rl/scoring.py `digit_token_ids`)."""
     from rerank_rl.rl.errors import UserError
 
-    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
-    if tokenizer("10", add_special_tokens=False)["input_ids"] != [digits[1], digits[0]]:
+    try:
+        digit_token_ids(tokenizer)
+    except ValueError:
         raise UserError(f"sft.loss 'slots' needs a tokenizer that writes numbers digit by digit; {path}'s does not: "
-                        "use sft.loss: tokens")
+                        "use sft.loss: tokens") from None
