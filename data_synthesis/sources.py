@@ -49,6 +49,10 @@ def load_source(source) -> list[dict]:
         examples = _bm25_pool(queries, scifact.read_scifact_corpus(path), train_qrels, source.depth)
     elif fmt == "triples":
         examples = readers.triples_as_examples(readers.read_triples(path))
+    elif fmt == "vidore":  # page images: the multimodal paradigm
+        from rerank_rl.data_synthesis.vidore import read_vidore
+
+        examples = read_vidore(path, depth=source.depth, seed=source.seed)
     elif fmt == "dataset":
         from datasets import load_from_disk
 

@@ -28,7 +28,7 @@ from .metrics import mrr_at_k, ndcg_at_k, rbo, recall_at_k
 from .parsers import Parsed, parse_permutation, parse_scores
 from .registry import register_reward
 
-__all__ = ["ListBatch", "NDCG", "MRR", "Recall", "RBO", "ReasonRank", "Rearank", "MMR5"]
+__all__ = ["ListBatch", "NDCG", "MRR", "Recall", "RBO", "ReasonRank", "Rearank", "MMR5", "MMR5AnswerOnly"]
 
 TIES = ("prompt", "pessimistic")
 
@@ -402,3 +402,11 @@ class MMR5(Reward):
                 FORMAT_OK: batch.scatter(size, clean),
             },
         )
+
+
+@register_reward("mm_r5_answer_only")
+class MMR5AnswerOnly(MMR5):
+    """MM-R5 for the no-reasoning variant: only `<answer>[...]</answer>` is required."""
+
+    def __init__(self, relevant_at: float = 1, tags: Sequence[str] = ("answer",), name: str = "mm_r5_answer_only"):
+        super().__init__(relevant_at, tags, name)

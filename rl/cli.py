@@ -36,8 +36,8 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--qrels", help="TREC qrels file")
     p.add_argument("--first-stage", action="store_true", help="score the candidates in their given order")
     p.add_argument("--model", help="exported model folder (from `rerank-rl export`)")
-    p.add_argument("--paradigm", help="paradigm of --model (groupwise, setwise, pointwise), or classifier for a "
-                   "classifier export")
+    p.add_argument("--paradigm", help="paradigm of --model (groupwise, setwise, pointwise, multimodal), or classifier "
+                   "for a classifier export")
     p.add_argument("--depth", type=int, help="rerank only the top DEPTH candidates of each query")
     p.add_argument("--rel-level", type=int, help="minimum grade that counts as relevant for binary measures "
                    "(default: 2 for graded 0-3 qrels as in TREC DL, else 1)")

@@ -34,7 +34,7 @@ class HFGenerator:
         `logprobs` is False."""
         import torch
 
-        texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+        texts = [self._render(c) for c in conversations]
         # Sorting by length keeps padding (wasted compute on CPU) small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         outputs: list[tuple[str, list]] = [("", [])] * len(texts)
@@ -43,8 +43,7 @@ class HFGenerator:
         batches = range(0, len(order), self.batch_size)
         for start in tqdm(batches, desc="generate", unit="batch", disable=not self.progress):
             idx = order[start:start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
-                                 add_special_tokens=False).to(self.model.device)
+            enc = self._encode([conversations[i] for i in idx], [texts[i] for i in idx]).to(self.model.device)
             sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
             with torch.inference_mode():
                 out = self.model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
@@ -61,6 +60,13 @@ class HFGenerator:
         if was_training:
             self.model.train()
         return outputs
+
+    # Prompt text and model inputs; a vision-language generator (rl/vlm.py) adds each prompt's images.
+    def _render(self, conversation: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, conversations: Sequence[list[dict]], texts: Sequence[str]):
+        return self.tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
 
     def score_slots(self, conversations: Sequence[list[dict]], sizes: Sequence[int]) -> list[list[tuple[int, float]]]:
         """(greedy, expected) 0-10 score per passage of groupwise prompts, from one constrained pass."""
@@ -134,6 +140,10 @@ def load_hf_generator(model_path: str, batch_size: int = 8, dtype: str = "float3
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from rerank_rl.rl.vlm import is_vision_language, load_vision_generator
+
+    if is_vision_language(model_path):  # page images beside the text (the multimodal paradigm)
+        return load_vision_generator(model_path, batch_size=batch_size, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(device())
     return HFGenerator(model, tokenizer, batch_size=batch_size)

@@ -218,6 +218,10 @@ def resolve_model(name_or_path: str) -> str:
         return str(prepare_default_lm())
     if name_or_path == DEFAULT_ENCODER:
         return str(default_encoder_path())
+    if name_or_path == "tiny-vlm":  # random-weight vision-language model for the multimodal paradigm (rl/tiny_vlm.py)
+        from rerank_rl.rl.tiny_vlm import prepare_tiny_vlm
+
+        return str(prepare_tiny_vlm())
     path = Path(name_or_path).expanduser()
     if path.exists():
         return str(path)

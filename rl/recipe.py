@@ -41,9 +41,10 @@ class SourceSection:
     PATHS: ClassVar[dict] = {"path": "file", "qrels": "file", "topics": "file", "corpus": "file"}
 
     # synthesized = the pools the recipe's own `synthesize` stage wrote (run folder/synthesis/pools)
+    # vidore = a ViDoRe page-image export (data_synthesis/vidore.py; the multimodal paradigm)
     format: Literal["builtin", "rank_llm", "trec_run", "beir", "scifact_train", "triples", "dataset",
-                    "synthesized"] = "builtin"
-    path: str = ""        # rank_llm JSON, TREC run, BEIR folder, SciFact folder, triples TSV, or saved HF dataset
+                    "synthesized", "vidore"] = "builtin"
+    path: str = ""        # rank_llm JSON, TREC run, BEIR folder, SciFact folder, triples TSV, saved HF dataset, ViDoRe
     qrels: str = ""
     topics: str = ""      # trec_run only
     corpus: str = ""      # trec_run only: a BEIR corpus.jsonl

@@ -17,6 +17,7 @@ _MODULES = {
     "groupwise": "rerank_rl.rl.paradigms.groupwise",
     "setwise": "rerank_rl.rl.paradigms.setwise",
     "pointwise": "rerank_rl.rl.paradigms.pointwise",
+    "multimodal": "rerank_rl.rl.paradigms.multimodal",
 }
 
 

@@ -83,8 +83,14 @@ def inference_dtype(config) -> str:
 
 
 def load_causal_lm(path: str, dtype: str = "float32"):
+    """(model, tokenizer); for a vision-language model (model, processor), which TRL's trainers also take."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rerank_rl.rl.vlm import is_vision_language, load_vision_language
+
+    if is_vision_language(path):
+        return load_vision_language(path, dtype)
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:

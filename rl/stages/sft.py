@@ -26,15 +26,8 @@ def sft_dataset(config, groups: Dataset, run_dir: Path) -> Dataset:
         if not path.exists():
             raise UserError(f"sft.teacher is 'synthesized' but {path} does not exist: run the synthesize stage first")
         return load_from_disk(str(path)).select_columns(["prompt", "completion"])
-    max_grade = max(max(labels) for labels in groups["labels"]) or 1
-    paradigm = get_paradigm(config.paradigm)
-    rows = [{
-        "prompt": paradigm.build_messages(g["query"], g["doc_texts"], config.variant, config.data.max_doc_chars),
-        "completion": [{"role": "assistant",
-                        "content": paradigm.gold_answer(g["labels"], config.variant, max_grade=max(3, max_grade),
-                                                       teacher_scores=g.get("teacher_scores"))}],
-    } for g in groups]
-    return Dataset.from_list(rows)
+    rows = get_paradigm(config.paradigm).sft_rows(groups, config)
+    return rows if isinstance(rows, Dataset) else Dataset.from_list(rows)  # a Dataset: rows with images
 
 
 def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Path:
@@ -57,10 +50,14 @@ def count_truncated(dataset: Dataset, tokenizer, max_length: int) -> dict:
     """How many examples exceed `max_length` tokens (prompt + answer, as TRL tokenizes them). TRL keeps the first
     max_length tokens, so these lose the end of their answer, and one whose prompt alone fills max_length is dropped
     (nothing left to learn)."""
+    # a vision-language processor renders the prompt; its text tokenizer counts (an image counts as one token)
+    text_tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+
     def length(messages: list, answer: bool) -> int:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not answer)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(text_tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    dataset = dataset.select_columns(["prompt", "completion"])  # leaves page images undecoded
     totals = [length(row["prompt"] + row["completion"], True) for row in dataset]
     prompts = [length(row["prompt"], False) for row, total in zip(dataset, totals) if total > max_length]
     return {"max_length": max_length, "examples": len(totals), "truncated": len(prompts),
