@@ -15,11 +15,15 @@ from rerank_rl.rl.recipe import RaySection  # the orchestration layer's section,
 @dataclass
 class ModelConfig:
     encoder: str = "minilm"  # "minilm" (embedded all-MiniLM-L6-v2), a local folder or a hub id
-    max_length: int = 128
+    # uni_encoder: labels and text in one input (gliclass); bi_encoder: text and labels embedded apart, so the
+    # untrained model is the base encoder's label-embedding baseline (the text_/class_vector and projector
+    # settings below are the uni-encoder's).
+    architecture: Literal["uni_encoder", "bi_encoder"] = "uni_encoder"
+    max_length: int = 128  # bi_encoder: 256 is MiniLM's sentence-transformers limit, the baseline's
     text_vector: Literal["sep", "cls"] = "sep"  # the <<SEP>> token before the text, or the sequence's first token
     class_vector: Literal["average", "first"] = "average"  # mean of the label span, or its <<LABEL>> token
     projector_init: Literal["identity", "random"] = "identity"  # identity keeps the encoder's geometry at step 0
-    logit_scale: float = 10.0  # initial scale of the cosine scores (learned)
+    logit_scale: float = 10.0  # initial scale of the cosine scores, 1 / temperature (learned)
     dropout: float = 0.1
     train_embeddings: bool = False  # frozen word embeddings: half the weights, less forgetting, faster steps
     frozen_layers: int = 2  # also keep the lowest N transformer layers fixed (faster backward, less forgetting)
@@ -106,7 +110,9 @@ class SupervisedConfig:
     head_lr: float = 1e-3  # projectors and logit scale, which start untrained
     warmup: float = 0.1  # fraction of steps with a linear warm-up
     weight_decay: float = 0.01
-    loss: Literal["bce", "focal", "ce"] = "bce"  # bce / focal: multi-label (sigmoid); ce: single-label (softmax)
+    # bce / focal: multi-label (sigmoid); ce: single-label (softmax); infonce: each gold label against the
+    # example's negatives (the other gold labels left out of its softmax), multi-label aware
+    loss: Literal["bce", "focal", "ce", "infonce"] = "bce"
     focal_gamma: float = 2.0
     focal_alpha: float = -1.0  # weight of positives in the focal loss; negative disables it
     # Distillation from the encoder's own bi-encoder similarity (text vs label name, mean-pooled MiniLM): teaches

@@ -1,10 +1,15 @@
-"""Export: a gliclass model folder (config, weights, tokenizer with the added tokens) plus a small serving bundle,
-checked by reloading it through `gliclass.ZeroShotClassificationPipeline` before the export is declared done.
+"""Export: a model folder plus a small serving bundle, checked by reloading it through a library that knows
+nothing of this project before the export is declared done.
 
-Serving needs nothing from this project:
+Uni-encoder: a gliclass model folder (config, weights, tokenizer with the added tokens), served by
 
     model = GLiClassModel.from_pretrained(DIR); tokenizer = AutoTokenizer.from_pretrained(DIR)
     pipe = ZeroShotClassificationPipeline(model, tokenizer, classification_type="single-label", device="cpu")
+
+Bi-encoder: a sentence-transformers folder; a label's score is sigmoid(logit_scale * cos + logit_bias) with both
+numbers in bi_encoder.json (single-label decisions need only the cosine):
+
+    st = SentenceTransformer(DIR); cos = st.encode(texts) @ st.encode(labels).T
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from rerank_rl.rl.errors import UserError
 
 from .evaluate import predict_probs
+from .biencoder import BiEncoder
 from .model import LABEL_TOKEN, SEP_TOKEN, load_model
 from .trainio import save_model
 
@@ -31,10 +37,11 @@ def export_model(model, tokenizer, out_dir: Path, max_length: int, classificatio
                  threshold: float = 0.5, source: str | None = None) -> Path:
     out_dir = Path(out_dir)
     save_model(out_dir, model, tokenizer)
+    bi = isinstance(model, BiEncoder)
     bundle = {
         "paradigm": "classifier",
-        "architecture": "gliclass uni-encoder",
-        "input_format": f"{LABEL_TOKEN}label1{LABEL_TOKEN}label2...{SEP_TOKEN}text",
+        "architecture": "bi-encoder" if bi else "gliclass uni-encoder",
+        "input_format": "text and each label apart" if bi else f"{LABEL_TOKEN}label1{LABEL_TOKEN}label2...{SEP_TOKEN}text",
         "max_length": max_length,
         "classification_type": classification_type,
         "threshold": threshold,
@@ -67,13 +74,27 @@ def pipeline_scores(pipe, texts: list[str], labels: list[str], batch_size: int =
     return np.array([[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in results])
 
 
+def sentence_transformer_scores(folder: Path, texts: list[str], labels: list[str]) -> np.ndarray:
+    """(N, K) sigmoid scores of a bi-encoder export read by sentence-transformers and bi_encoder.json alone."""
+    from sentence_transformers import SentenceTransformer
+
+    head = json.loads((Path(folder) / "bi_encoder.json").read_text())
+    st = SentenceTransformer(str(folder), device="cpu")
+    cosine = st.encode(texts, normalize_embeddings=True) @ st.encode(labels, normalize_embeddings=True).T
+    return 1 / (1 + np.exp(-(head["logit_scale"] * cosine + head["logit_bias"])))
+
+
 def verify_export(model, tokenizer, folder: Path, atol: float = 1e-4) -> None:
-    """Fail loudly if the export does not reproduce the in-memory model's scores inside the gliclass pipeline."""
+    """Fail loudly if the export does not reproduce the in-memory model's scores inside gliclass's pipeline (or
+    sentence-transformers, for a bi-encoder)."""
     max_length = read_bundle(folder)["max_length"]
     expected = predict_probs(model, tokenizer, _PROBE_TEXTS, _PROBE_LABELS, max_length=max_length)
     with torch.no_grad():
-        got = pipeline_scores(gliclass_pipeline(folder), _PROBE_TEXTS, _PROBE_LABELS)
+        if isinstance(model, BiEncoder):
+            got = sentence_transformer_scores(folder, _PROBE_TEXTS, _PROBE_LABELS)
+        else:
+            got = pipeline_scores(gliclass_pipeline(folder), _PROBE_TEXTS, _PROBE_LABELS)
     gap = float(np.abs(expected - got).max())
     if gap > atol:
         raise UserError(f"{folder}: the exported model's scores differ from the trained model's by {gap:.2e} "
-                        "when loaded through gliclass; the export is not usable")
+                        "when loaded by its library; the export is not usable")

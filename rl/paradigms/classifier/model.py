@@ -1,4 +1,7 @@
-"""The uni-encoder classifier, built from the `gliclass` package's own classes so that an export loads in
+"""The classifier models: the uni-encoder (below) or the bi-encoder (`biencoder.py`, `model.architecture:
+bi_encoder`); `build_model`, `load_model` and `score` serve both, so training, validation and export do not care.
+
+The uni-encoder is built from the `gliclass` package's own classes so that an export loads in
 `gliclass.ZeroShotClassificationPipeline` unchanged.
 
 One encoder input per text: `[CLS]<<LABEL>>l1<<LABEL>>l2...<<SEP>>text[SEP]` (gliclass's `prompt_first` layout).
@@ -19,6 +22,7 @@ from transformers import AutoConfig, AutoTokenizer
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.models import resolve_model
 
+from .biencoder import BiEncoder, build_bi_encoder, is_bi_encoder_folder
 from .config import ModelConfig
 
 LABEL_TOKEN = "<<LABEL>>"
@@ -44,10 +48,13 @@ def _identity_projector(projector: torch.nn.Module) -> None:
 
 
 def build_model(cfg: ModelConfig, seed: int = 0):
-    """A fresh GLiClassModel on the configured encoder, with the label / separator tokens added."""
+    """(model, tokenizer) on the configured encoder: a bi-encoder, or a fresh GLiClassModel with the label /
+    separator tokens added."""
+    path = resolve_model(cfg.encoder)
+    if cfg.architecture == "bi_encoder":
+        return build_bi_encoder(path, cfg.logit_scale, cfg.max_length)
     from gliclass import GLiClassModel, GLiClassModelConfig
 
-    path = resolve_model(cfg.encoder)
     torch.manual_seed(seed)  # the added token embeddings and a random projector depend on it
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.add_tokens([LABEL_TOKEN, SEP_TOKEN], special_tokens=True)
@@ -90,6 +97,8 @@ def load_model(path: str | Path):
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"{path}: not a classifier folder (no config.json)")
+    if is_bi_encoder_folder(path):
+        return BiEncoder.from_pretrained(path), AutoTokenizer.from_pretrained(str(path))
     model = GLiClassModel.from_pretrained(str(path))
     if model.config.architecture_type != "uni-encoder":
         raise UserError(f"{path}: architecture {model.config.architecture_type!r} is not the uni-encoder")
@@ -107,6 +116,9 @@ class Scores:
 def score(model, tokenizer, texts: list[str], label_lists: list[list[str]], max_length: int,
           embeddings: bool = False) -> Scores:
     """Logits of every offered label for each text; label lists may differ in length."""
+    if isinstance(model, BiEncoder):
+        logits, mask, text_vectors, class_vectors = model(tokenizer, texts, label_lists, max_length)
+        return Scores(logits, mask, text_vectors if embeddings else None, class_vectors if embeddings else None)
     inputs = tokenizer([format_input(t, ls) for t, ls in zip(texts, label_lists, strict=True)],
                        truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
     inputs = inputs.to(next(model.parameters()).device)
@@ -118,3 +130,16 @@ def score(model, tokenizer, texts: list[str], label_lists: list[list[str]], max_
     # A label cut off by truncation has no <<LABEL>> token; gliclass's class mask reports it missing.
     mask = mask & out.class_mask.bool() if out.class_mask is not None else mask
     return Scores(out.logits, mask, out.text_embeddings, out.class_embeddings)
+
+
+def encoder_of(model) -> torch.nn.Module:
+    """The pretrained transformer inside either architecture."""
+    return model.encoder_model if isinstance(model, BiEncoder) else model.model.encoder_model
+
+
+def logit_scale(model) -> float:
+    return (model.logit_scale if isinstance(model, BiEncoder) else model.model.logit_scale).item()
+
+
+def hidden_size(model) -> int:
+    return model.hidden_size if isinstance(model, BiEncoder) else model.config.encoder_config.hidden_size

@@ -29,7 +29,7 @@ from rerank_rl.rl.errors import UserError
 
 from .config import PPOConfig
 from .data import LabelSetSampler
-from .model import score
+from .model import hidden_size, score
 from .trainio import (
     StepLogger, freeze_bottom, param_groups, resume_stage, save_checkpoint, save_model,
 )
@@ -138,8 +138,7 @@ def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_le
     start = state["step"]
     if frozen is not None:
         freeze_bottom(model, frozen)
-    width = model.config.encoder_config.hidden_size
-    value_head = ValueHead(width)
+    value_head = ValueHead(hidden_size(model))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, 0.0))
     value_optimizer = torch.optim.Adam(value_head.parameters(), lr=cfg.value_lr)
     if start:

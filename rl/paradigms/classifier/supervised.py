@@ -1,5 +1,5 @@
-"""Supervised stage: BCE or focal loss over sigmoid label scores (multi-label), or softmax cross-entropy
-(single-label), on label sets drawn by `LabelSetSampler`."""
+"""Supervised stage: BCE or focal loss over sigmoid label scores (multi-label), softmax cross-entropy
+(single-label) or InfoNCE over the example's label set, on label sets drawn by `LabelSetSampler`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .config import SupervisedConfig
 from .data import LabelSetSampler
-from .model import score
+from .model import logit_scale, score
 from .trainio import (
     StepLogger, freeze_bottom, param_groups, resume_stage, save_checkpoint, save_model,
 )
@@ -22,6 +22,8 @@ def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Ten
                     gamma: float = 2.0, alpha: float = -1.0) -> torch.Tensor:
     """Mean loss over the real label slots of a (B, K) batch."""
     mask = mask.bool()
+    if kind == "infonce":
+        return infonce_loss(logits, targets, mask)
     if kind == "ce":
         log_probs = F.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1).masked_fill(~mask, 0.0)
         weights = targets / targets.sum(-1, keepdim=True).clamp_min(1.0)  # several gold labels share the mass
@@ -34,6 +36,23 @@ def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Ten
         if alpha >= 0:
             loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
     return (loss * mask).sum() / mask.sum().clamp_min(1)
+
+
+def infonce_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over gold labels of -log softmax over {that gold label} + the example's negatives: every gold label is
+    pushed above every negative, never against another gold label of the same text (multi-label aware). Rows
+    without a gold label or without a negative teach nothing and are left out."""
+    gold = targets.bool() & mask
+    negatives = mask & ~gold
+    # log-sum-exp of each row's negatives, then of (that, one gold logit) per gold slot.
+    neg_lse = torch.logsumexp(logits.masked_fill(~negatives, float("-inf")), dim=-1, keepdim=True)
+    per_gold = torch.logaddexp(logits, neg_lse) - logits  # (B, K); +inf-free where the row has a negative
+    rows = gold.any(-1) & negatives.any(-1)
+    used = gold & rows[:, None]
+    if not used.any():
+        return logits.sum() * 0.0  # keeps the graph (and its device) for a batch with nothing to learn
+    per_row = per_gold.masked_fill(~used, 0.0).sum(-1) / used.sum(-1).clamp_min(1)
+    return per_row[rows].mean()
 
 
 class SimilarityTeacher:
@@ -152,7 +171,7 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
         loss_value = loss.item()
         first_loss = loss_value if first_loss is None else first_loss
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            scale = model.model.logit_scale.item()
+            scale = logit_scale(model)
             values = {"loss": loss_value, "logit_scale": scale, "lr": scheduler.get_last_lr()[0]}
             if drift is not None:
                 values["l2sp_drift"] = drift.item()

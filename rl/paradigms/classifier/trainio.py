@@ -13,7 +13,7 @@ import torch
 
 from rerank_rl.rl.errors import UserError
 
-from .model import load_model
+from .model import encoder_of, load_model
 
 
 class StepLogger:
@@ -94,9 +94,9 @@ def resume_stage(folder: Path, model, tokenizer, sampler, stage: str, total: int
 
 
 def freeze_bottom(model, layers: int = 0) -> None:
-    """Keep the encoder's input embeddings (the added label / separator tokens keep their initial vectors) and its
-    lowest `layers` transformer layers fixed."""
-    encoder = model.model.encoder_model
+    """Keep the encoder's input embeddings (the uni-encoder's added label / separator tokens keep their initial
+    vectors) and its lowest `layers` transformer layers fixed."""
+    encoder = encoder_of(model)
     encoder.get_input_embeddings().requires_grad_(False)
     if hasattr(encoder, "embeddings"):
         encoder.embeddings.requires_grad_(False)

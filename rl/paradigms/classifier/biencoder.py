@@ -1,0 +1,101 @@
+"""The bi-encoder classifier: text and each label name encoded separately by one sentence encoder, label logit =
+scale * cos(text, label) + bias.
+
+Embeddings are computed exactly as sentence-transformers computes them for MiniLM (masked mean pooling over the
+last hidden states, then L2 normalisation), so the untrained model IS the base encoder's label-embedding baseline:
+training starts at the bar it must clear, and checkpoint choice can always fall back to it. A folder saved here is a
+sentence-transformers model as well (`SentenceTransformer(DIR)` loads it), plus `bi_encoder.json` with the scale,
+bias and token limit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModel, AutoTokenizer
+
+CONFIG = "bi_encoder.json"
+_MODULES = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+
+
+class BiEncoder(torch.nn.Module):
+    """One encoder for texts and labels. `encoder_model` is named as in gliclass's model so that the training code
+    (L2-SP anchor, learning-rate groups) tells encoder weights from the head (logit scale and bias) the same way."""
+
+    architecture = "bi-encoder"
+
+    def __init__(self, encoder, logit_scale: float, logit_bias: float = 0.0, max_length: int = 256):
+        super().__init__()
+        self.encoder_model = encoder
+        self.logit_scale = torch.nn.Parameter(torch.tensor(float(logit_scale)))
+        self.logit_bias = torch.nn.Parameter(torch.tensor(float(logit_bias)))
+        self.max_length = max_length
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder_model.config.hidden_size
+
+    def embed(self, tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
+        """(N, D) L2-normalised masked-mean embeddings (sentence-transformers' Transformer -> Pooling ->
+        Normalize, including its stripping of surrounding whitespace)."""
+        inputs = tokenizer([str(t).strip() for t in texts], padding=True, truncation="longest_first",
+                           max_length=max_length, return_tensors="pt").to(self.logit_scale.device)
+        hidden = self.encoder_model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        return F.normalize(pooled, p=2, dim=-1)
+
+    def forward(self, tokenizer, texts: list[str], label_lists: list[list[str]], max_length: int):
+        """(logits (B, K), mask (B, K), text vectors (B, D), class vectors (B, K, D)); each distinct label string of
+        the batch is encoded once."""
+        distinct = list(dict.fromkeys(label for labels in label_lists for label in labels))
+        text_vectors = self.embed(tokenizer, texts, max_length)
+        label_vectors = self.embed(tokenizer, distinct, max_length)
+        width = max(len(labels) for labels in label_lists)
+        index = {label: i for i, label in enumerate(distinct)}
+        slots = torch.zeros(len(texts), width, dtype=torch.long)
+        mask = torch.zeros(len(texts), width, dtype=torch.bool)
+        for i, labels in enumerate(label_lists):
+            slots[i, : len(labels)] = torch.tensor([index[label] for label in labels], dtype=torch.long)
+            mask[i, : len(labels)] = True
+        classes = label_vectors[slots.to(label_vectors.device)]  # padded slots repeat label 0; mask says so
+        cosine = torch.einsum("bd,bkd->bk", text_vectors, classes)
+        return self.logit_scale * cosine + self.logit_bias, mask.to(cosine.device), text_vectors, classes
+
+    def save_pretrained(self, folder: str) -> None:
+        """The encoder as a sentence-transformers folder, and the head in bi_encoder.json."""
+        folder = Path(folder)
+        self.encoder_model.save_pretrained(str(folder))
+        (folder / "modules.json").write_text(json.dumps(_MODULES, indent=2) + "\n")
+        (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": self.max_length,
+                                                                      "do_lower_case": False}) + "\n")
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({
+            "word_embedding_dimension": self.hidden_size, "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False}) + "\n")
+        (folder / "2_Normalize").mkdir(exist_ok=True)
+        (folder / CONFIG).write_text(json.dumps({
+            "architecture": self.architecture, "logit_scale": self.logit_scale.item(),
+            "logit_bias": self.logit_bias.item(), "max_length": self.max_length, "pooling": "mean",
+            "normalize": True}, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> BiEncoder:
+        head = json.loads((Path(folder) / CONFIG).read_text())
+        return cls(AutoModel.from_pretrained(str(folder)), head["logit_scale"], head["logit_bias"],
+                   head["max_length"])
+
+
+def build_bi_encoder(path: str, logit_scale: float, max_length: int):
+    """(BiEncoder, tokenizer) on the pretrained encoder at `path`: the base encoder itself, untouched."""
+    return BiEncoder(AutoModel.from_pretrained(path), logit_scale, 0.0, max_length), AutoTokenizer.from_pretrained(path)
+
+
+def is_bi_encoder_folder(folder: Path) -> bool:
+    return (Path(folder) / CONFIG).exists()
