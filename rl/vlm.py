@@ -36,7 +36,7 @@ def is_vision_language(path: str | Path) -> bool:
 
 
 def load_vision_language(path: str | Path, dtype: str = "float32"):
-    """(model, processor) of a vision-language checkpoint; the processor's tokenizer gets a pad token if it lacks one."""
+    """(model, processor) of a vision-language checkpoint; its tokenizer gets a pad token if it lacks one."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 

@@ -17,6 +17,7 @@ ones); an answer with no ids keeps the window as it was and is counted.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,13 +113,14 @@ class Multimodal(Paradigm):
 
     def rank(self, examples, generate, settings, stats=None):
         if settings.get("fusion_weight") is not None:
-            raise UserError("the multimodal paradigm ranks by permutations and has no scores to fuse: use --fusion none")
+            raise UserError("the multimodal paradigm ranks by permutations and has no scores to fuse: "
+                            "use --fusion none")
         self.check_settings(settings)
         variant, window, stride = settings["variant"], settings["window"], settings["stride"]
         budget = settings.get("decode_budget") or self.max_new_tokens(window, variant)
         order = {ex["qid"]: list(range(len(ex["doc_ids"]))) for ex in examples}
         schedule = {ex["qid"]: window_starts(len(ex["doc_ids"]), window, stride) for ex in examples}
-        answers = Counter()
+        answers, digest = Counter(), hashlib.sha1()
         # one window per list per round, all lists together: a round's prompts go to the model in one call
         for step in range(max((len(s) for s in schedule.values()), default=0)):
             jobs = [(ex, schedule[ex["qid"]][step]) for ex in examples if step < len(schedule[ex["qid"]])]
@@ -127,6 +129,7 @@ class Multimodal(Paradigm):
             prompts = [self.build_messages(ex["query"], [ex["doc_texts"][p] for p in members], variant)
                        for (ex, _), members in zip(jobs, shown)]
             for (ex, start), members, text in zip(jobs, shown, generate(prompts, budget) if prompts else []):
+                digest.update(text.encode() + b"\0")
                 ids = self.parse(text, len(members), variant)
                 answers["prompts"] += 1
                 answers["passages"] += len(members)
@@ -138,7 +141,9 @@ class Multimodal(Paradigm):
                 order[ex["qid"]][start:start + len(members)] = [members[i - 1] for i in ids]
         if stats is not None:
             stats.update({"window": window, **{k: answers.get(k, 0) for k in
-                                                ("prompts", "passages", "unparsed", "complete", "kept_order")}})
+                                                ("prompts", "passages", "unparsed", "complete", "kept_order")},
+                          # a reload of the export must answer alike, text for text, not only parse alike
+                          "completions_sha1": digest.hexdigest()})
         # final rank -> score in (0, 1], best first
         return {ex["qid"]: [(ex["doc_ids"][p], 1.0 - r / len(ex["doc_ids"])) for r, p in enumerate(order[ex["qid"]])]
                 for ex in examples}
