@@ -1,6 +1,7 @@
-"""CI end to end on the real MiniLM and the shared data: `rerank-rl train configs/gliclass_tiny.yaml` runs
-baseline, supervised training, PPO, evaluation and export; the export reloads through gliclass's own pipeline with
-the same predictions; `rerank-rl evaluate --paradigm classifier` scores it."""
+"""CI end to end on the real MiniLM and the shared data, for the uni-encoder: `rerank-rl train
+configs/gliclass_tiny.yaml` with the uni-encoder's settings runs baseline, supervised training, PPO, evaluation and
+export; the export reloads through gliclass's own pipeline with the same predictions; `rerank-rl evaluate
+--paradigm classifier` scores it. test_biencoder_run.py does the same for the bi-encoder (the recipe's default)."""
 
 import json
 
@@ -9,6 +10,10 @@ import pytest
 
 from rerank_rl.rl.cli import main
 from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+
+# The tiny recipe is the bi-encoder's; these settings make it the uni-encoder's as it was before.
+UNI_ENCODER = [arg for key in ("model.architecture=uni_encoder", "model.max_length=64", "model.logit_scale=10.0",
+                               "supervised.loss=bce", "supervised.lr=1e-4") for arg in ("--set", key)]
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +24,7 @@ def tiny_run(shared_data, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("gliclass-run")
     # Open-vocabulary distillation on, with unlabeled DL19 passages: its wiring runs too.
     overrides = ["--set", f"data.root={shared_data}", "--set", "data.vocab_labels=2", "--set", "data.vocab_max_df=0.5",
-                 "--set", "data.unlabeled=[trec_dl:dl19]"]
+                 "--set", "data.unlabeled=[trec_dl:dl19]", *UNI_ENCODER]
     assert main(["train", str(CONFIG_DIR / "gliclass_tiny.yaml"), "--output-dir", str(run_dir), *overrides]) == 0
     return run_dir
 

@@ -113,6 +113,9 @@ class SupervisedConfig:
     # bce / focal: multi-label (sigmoid); ce: single-label (softmax); infonce: each gold label against the
     # example's negatives (the other gold labels left out of its softmax), multi-label aware
     loss: Literal["bce", "focal", "ce", "infonce"] = "bce"
+    # Tokens per training text (None: model.max_length). Shorter is cheaper on long passages; validation,
+    # evaluation and export keep model.max_length.
+    max_length: int | None = None
     focal_gamma: float = 2.0
     focal_alpha: float = -1.0  # weight of positives in the focal loss; negative disables it
     # Distillation from the encoder's own bi-encoder similarity (text vs label name, mean-pooled MiniLM): teaches
@@ -136,6 +139,8 @@ class SupervisedConfig:
     def validate(self):
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
+        if self.max_length is not None and self.max_length < 16:
+            raise ValueError("max_length must be at least 16 tokens (or null: model.max_length)")
         if self.focal_alpha > 1:
             raise ValueError("focal_alpha must be <= 1 (negative: off)")
         if self.distill_weight < 0 or self.distill_temperature <= 0:

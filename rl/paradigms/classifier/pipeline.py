@@ -103,8 +103,10 @@ def run_recipe(config: ClassifierRecipe, run_dir: Path, resume: bool = False, lo
             log(f"open vocabulary: {len(vocabulary)} words of the training texts, {data.vocab_labels} per example")
         sampler = LabelSetSampler(sets, data, config.seed, vocabulary)
         sup = config.supervised
-        teacher = SimilarityTeacher(config.model.encoder, sup.distill_temperature) if sup.distill_weight else None
-        _, summary = train_supervised(model, tokenizer, sampler, sup, max_length, run_dir / "supervised",
+        train_length = sup.max_length or max_length
+        teacher = (SimilarityTeacher(config.model.encoder, sup.distill_temperature, sup.max_length)
+                   if sup.distill_weight else None)
+        _, summary = train_supervised(model, tokenizer, sampler, sup, train_length, run_dir / "supervised",
                                       interrupted, log, frozen, teacher, validator)
         log(f"supervised training offered {summary['distinct_labels']['with_target']} distinct label strings with a "
             f"target and {summary['distinct_labels']['open_vocabulary']} open-vocabulary ones")

@@ -59,12 +59,14 @@ class SimilarityTeacher:
     """Cosine similarity of mean-pooled sentence embeddings (sentence-transformers) between a text and each label
     name: the embedding baseline's scores, used as soft targets."""
 
-    def __init__(self, encoder: str, temperature: float):
+    def __init__(self, encoder: str, temperature: float, max_length: int | None = None):
         from sentence_transformers import SentenceTransformer
 
         from rerank_rl.rl.models import resolve_model
 
         self.model = SentenceTransformer(resolve_model(encoder), device="cpu")
+        if max_length:  # read the texts as the student does
+            self.model.max_seq_length = min(max_length, self.model.max_seq_length)
         self.temperature = temperature
         self.label_cache: dict[str, torch.Tensor] = {}
 
