@@ -16,8 +16,12 @@ from pathlib import Path
 from rerank_rl.rl.models import _exclusive, _is_prepared, _publish, cache_dir, prepare_default_lm
 
 TINY_VLM = "tiny-vlm"
+BUILD = 2  # part of the cache folder's name: bump it when the builder changes, so an older build is not reused
 IMAGE_SIZE, PATCH_SIZE, SCALE_FACTOR = 64, 8, 2
 IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
+# A 64-wide hidden state after the final norm has a norm of about 8; with embeddings of the usual std 0.02 no logit
+# can rise above ~1.3, so LoRA alone could never make one token likely (the SFT loss stays at ln(vocab)).
+EMBEDDING_STD = 0.2
 
 # SmolLM2's ChatML turns; a content list renders its text parts and one <image> per image part (the processor
 # expands it into the image's token block).
@@ -53,21 +57,24 @@ def build_tiny_vlm(folder: Path) -> Path:
                        "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE},
         scale_factor=SCALE_FACTOR, image_token_id=processor.image_token_id, tie_word_embeddings=True, **special)
     torch.manual_seed(0)
-    Idefics3ForConditionalGeneration(config).save_pretrained(folder)
+    model = Idefics3ForConditionalGeneration(config)
+    with torch.no_grad():  # the token embeddings (tied to the output layer) at 0.2, not 0.02: see EMBEDDING_STD
+        model.get_input_embeddings().weight.normal_(0.0, EMBEDDING_STD)
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return Path(folder)
 
 
 def prepare_tiny_vlm(force: bool = False) -> Path:
     """The tiny model in the cache (built once, offline; concurrent callers wait on a lock, as for SmolLM2)."""
-    out = cache_dir() / "models" / TINY_VLM
+    out = cache_dir() / "models" / f"{TINY_VLM}-build{BUILD}"
     if _is_prepared(out) and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out.parent / f".{TINY_VLM}.lock"):
+    with _exclusive(out.parent / f".{out.name}.lock"):
         if _is_prepared(out) and not force:
             return out
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{TINY_VLM}.tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
         try:
             build_tiny_vlm(tmp)
             _publish(tmp, out, force)
