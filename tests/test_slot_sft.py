@@ -71,3 +71,36 @@ def test_one_passage_groups_of_a_query_mix_grades():
     groups = sample_groups([pool], [1], groups_per_query=5, seed=0, mixed_fraction=1.0)
     members = [g["doc_ids"][0] for g in groups]
     assert len(set(members)) == 5 and members[0] == "d0"  # the anchor first, then distinct others
+
+
+def test_tail_logits_of_a_left_padded_batch_equal_each_prompt_alone(tokenizer, tiny_lm_path):
+    """The trainer computes logits only for the answer tail of a left-padded batch: the losses must equal the ones
+    of each prompt run alone, unpadded, with full logits."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path).eval()
+    digit_ids = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    rng = random.Random(0)
+    row = [encode_group(tokenizer, groupwise.build_messages("a short query", ["x " * n]), [t], rng)
+           for n, t in ((3, 9), (40, 2), (12, 5))]  # unequal lengths, so two of three are padded
+    batch = SlotCollator(tokenizer.pad_token_id)([row])
+    keep = batch["input_ids"].shape[1] - int(batch["keep_from"])
+    assert keep < batch["input_ids"].shape[1] - 20  # the prompts' logits are not computed
+    with torch.no_grad():
+        tail = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     position_ids=batch["position_ids"], logits_to_keep=keep).logits
+        token_ce, rank = slot_losses(tail, batch, digit_ids)
+        alone = [model(input_ids=torch.tensor([p["input_ids"]])).logits[0] for p in row]
+    # reference: every prompt unpadded, full logits
+    ce_sum = ce_count = 0
+    expected = []
+    for p, logits in zip(row, alone):
+        labels = torch.tensor(p["labels"][1:])
+        ce_sum += torch.nn.functional.cross_entropy(logits[:-1], labels, ignore_index=IGNORE, reduction="sum")
+        ce_count += int((labels != IGNORE).sum())
+        expected.append(logits[p["slots"][0], digit_ids].softmax(-1) @ torch.arange(10.0))
+    assert token_ce.item() == pytest.approx((ce_sum / ce_count).item(), abs=1e-4)
+    e = torch.stack(expected)  # targets 9 > 5 > 2: pairs (0,1), (0,2), (2,1)
+    ref_rank = torch.nn.functional.softplus(-torch.stack([e[0] - e[1], e[0] - e[2], e[2] - e[1]])).mean()
+    assert rank.item() == pytest.approx(ref_rank.item(), abs=1e-4)

@@ -72,7 +72,12 @@ def query_rows(config, groups, tokenizer, seed: int) -> list[list[dict]]:
 
 
 class SlotCollator:
-    """Pads one or more query rows into one batch; slot tensors say where each slot sits and which query it is of."""
+    """Pads one or more query rows into one batch; slot tensors say where each slot sits and which query it is of.
+
+    Prompts are padded on the left, so every answer ends at the last position: the model then computes logits only
+    for the answer tail (`keep_from` on), not for every prompt token. Full-vocabulary logits of the prompts were
+    most of the slot loss's memory (a query's 8 prompts x 200 tokens x 49k vocabulary in fp32 is ~300 MB a copy).
+    """
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -84,27 +89,34 @@ class SlotCollator:
         width = max(len(p["input_ids"]) for _, p in prompts)
         batch = {"input_ids": [], "attention_mask": [], "labels": []}
         slot_row, slot_pos, slot_query, slot_target = [], [], [], []
+        keep_from = width - 1
         for r, (q, p) in enumerate(prompts):
             pad = width - len(p["input_ids"])
-            batch["input_ids"].append(p["input_ids"] + [self.pad_id] * pad)
-            batch["attention_mask"].append([1] * len(p["input_ids"]) + [0] * pad)
-            batch["labels"].append(p["labels"] + [IGNORE] * pad)
+            batch["input_ids"].append([self.pad_id] * pad + p["input_ids"])
+            batch["attention_mask"].append([0] * pad + [1] * len(p["input_ids"]))
+            batch["labels"].append([IGNORE] * pad + p["labels"])
+            first_label = next((i for i, t in enumerate(p["labels"]) if t != IGNORE), len(p["labels"]))
+            keep_from = min(keep_from, pad + first_label - 1)  # the position that predicts the first label
             for pos, target in zip(p["slots"], p["targets"]):
-                slot_row.append(r), slot_pos.append(pos), slot_query.append(q), slot_target.append(target)
+                slot_row.append(r), slot_pos.append(pad + pos), slot_query.append(q), slot_target.append(target)
         out = {k: torch.tensor(v) for k, v in batch.items()}
+        out["position_ids"] = (out["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         out.update(slot_row=torch.tensor(slot_row), slot_pos=torch.tensor(slot_pos),
-                   slot_query=torch.tensor(slot_query), slot_target=torch.tensor(slot_target, dtype=torch.float32))
+                   slot_query=torch.tensor(slot_query), slot_target=torch.tensor(slot_target, dtype=torch.float32),
+                   keep_from=torch.tensor(max(0, keep_from)))
         return out
 
 
 def slot_losses(logits, batch: dict, digit_ids: list[int]):
-    """(token cross-entropy, pairwise ranking loss) for a padded batch; logits (rows, length, vocab)."""
+    """(token cross-entropy, pairwise ranking loss) for a padded batch; `logits` (rows, length - keep_from, vocab)
+    cover the positions from `batch["keep_from"]` on."""
     import torch
     import torch.nn.functional as F
 
-    labels = batch["labels"][:, 1:]
+    keep_from = int(batch["keep_from"])
+    labels = batch["labels"][:, keep_from + 1:]
     token_ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
-    slot_logits = logits[batch["slot_row"], batch["slot_pos"]][:, digit_ids].float()
+    slot_logits = logits[batch["slot_row"], batch["slot_pos"] - keep_from][:, digit_ids].float()
     expected = slot_logits.softmax(-1) @ torch.arange(10, dtype=torch.float32, device=slot_logits.device)
     target, query = batch["slot_target"], batch["slot_query"]
     # pairs (i, j) of one query where i should score above j
@@ -123,9 +135,11 @@ def make_trainer_class():
         digit_ids: list[int] = []
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            slot_keys = ("slot_row", "slot_pos", "slot_query", "slot_target", "labels")
+            slot_keys = ("slot_row", "slot_pos", "slot_query", "slot_target", "labels", "keep_from")
             batch = {k: inputs[k] for k in slot_keys}
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            keep = inputs["input_ids"].shape[1] - int(inputs["keep_from"])
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                            position_ids=inputs["position_ids"], logits_to_keep=keep)
             token_ce, rank = slot_losses(outputs.logits, batch, self.digit_ids)
             loss = token_ce + self.rank_weight * rank
             parts = self.__dict__.setdefault("_parts", {"token_ce": [], "rank_loss": []})
