@@ -166,6 +166,8 @@ def test_recipe_checks_rewards_sources_and_model(tmp_path):
         load_recipe(RECIPE, ["data.eval={format: builtin}"])
     with pytest.raises(UserError, match="stride must be between 1 and window"):
         load_recipe(RECIPE, ["evaluate.stride=9"])
+    with pytest.raises(UserError, match="trains on gold orders of page images"):
+        load_recipe(RECIPE, ["sft.loss=slots"])
     text_model = tmp_path / "text-lm"
     text_model.mkdir()
     (text_model / "config.json").write_text(json.dumps({"model_type": "llama"}))

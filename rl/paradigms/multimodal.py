@@ -234,6 +234,9 @@ class MultimodalRecipe(RerankerRecipe):
 
     def validate(self) -> None:
         self.check_answer_only_reward("mm_r5", "<think> and <answer>", "a format reward of 0")
+        if self.sft.loss != "tokens" or self.sft.teacher != "gold" or self.synthesize is not None:
+            raise ValueError("sft: the multimodal paradigm trains on gold orders of page images (sft.loss: tokens, "
+                             "sft.teacher: gold, no synthesize section); slots and synthesized traces read text")
         for key, source in [*((f"data.train[{i}]", s) for i, s in enumerate(self.data.train)),
                             ("data.eval", self.data.eval)]:
             if source.format not in _IMAGE_SOURCES:
