@@ -197,3 +197,5 @@ def test_mm_r5_recipe_end_to_end(tmp_path, pages, tiny_vlm_path):  # noqa: ARG00
     assert names and not [n for n in names if "vision" in n]  # LoRA on the language model: vision tower frozen
     assert "multimodal prompts" in (run_dir / "report.md").read_text()
     assert_export_reproduces(run_dir, "multimodal", tmp_path)
+    refused = run_cli("serve", str(run_dir / "export"), "--port", "0")  # documents would be paths on the server
+    assert refused.returncode == 2 and "serving a multimodal export is not supported" in refused.stderr

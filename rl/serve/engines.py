@@ -22,6 +22,14 @@ def load_engine(export_dir: str | Path, **overrides):
             raise UserError(f"{export_dir}: a classifier export takes no ranking settings "
                             f"({', '.join(k for k, v in overrides.items() if v is not None)})")
         return ClassifierEngine(export_dir)
+    try:
+        paradigm = json.loads((export_dir / "bundle.json").read_text()).get("paradigm")
+    except (OSError, ValueError, AttributeError):
+        paradigm = None  # load_reranker says what is wrong with the folder
+    if paradigm == "multimodal":
+        # its documents are page image paths, which a request would make the server open on its own disk
+        raise UserError(f"{export_dir}: serving a multimodal export is not supported yet (its documents are image "
+                        "paths on the server); rank with `rerank-rl evaluate --paradigm multimodal`")
     return RerankEngine(export_dir, **overrides)
 
 
