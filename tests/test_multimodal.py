@@ -176,9 +176,15 @@ def test_recipe_checks_rewards_sources_and_model(tmp_path):
 
 
 def test_mm_r5_recipe_end_to_end(tmp_path, pages, tiny_vlm_path):  # noqa: ARG001 (pages: skip without the data)
+    from test_pipeline import LENGTH_REWARD
+
+    # The untrained model earns mm_r5 0 everywhere (no group would teach anything); a small length reward beside it
+    # gives GRPO advantages, so its steps really update the weights through the image prompts.
+    (tmp_path / "length.py").write_text(LENGTH_REWARD)
     run_dir = tmp_path / "run"
     result = run_cli("train", str(RECIPE), "--output-dir", str(run_dir), "--set", f"model.name={tiny_vlm_path}",
                      "ray.enabled=false", "sft.max_steps=2", "sft.save_steps=1", "rl.max_steps=2", "rl.save_steps=1",
+                     f"rl.rewards={{mm_r5_answer_only: 1.0, '{tmp_path}/length.py:by_length': 0.1}}",
                      "evaluate.window=4", "evaluate.stride=2", "evaluate.before_training=false", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((run_dir / "state.json").read_text())
@@ -190,11 +196,11 @@ def test_mm_r5_recipe_end_to_end(tmp_path, pages, tiny_vlm_path):  # noqa: ARG00
     assert bundle["paradigm"] == "multimodal" and bundle["answer_format"] == "permutation"
     assert bundle["inference"]["window"] == 4 and bundle["inference"]["stride"] == 2
     assert (run_dir / "export/model/processor_config.json").exists()  # the processor travels with the weights
-    from safetensors import safe_open
+    from safetensors.torch import load_file
 
-    with safe_open(str(run_dir / "export/adapter/adapter_model.safetensors"), "pt") as adapter:
-        names = list(adapter.keys())
-    assert names and not [n for n in names if "vision" in n]  # LoRA on the language model: vision tower frozen
+    adapter = load_file(str(run_dir / "export/adapter/adapter_model.safetensors"))
+    assert adapter and not [n for n in adapter if "vision" in n]  # LoRA on the language model: vision tower frozen
+    assert any(w.abs().max() > 0 for n, w in adapter.items() if "lora_B" in n)  # GRPO moved it (B starts at 0)
     assert "multimodal prompts" in (run_dir / "report.md").read_text()
     assert_export_reproduces(run_dir, "multimodal", tmp_path)
     refused = run_cli("serve", str(run_dir / "export"), "--port", "0")  # documents would be paths on the server
