@@ -18,12 +18,13 @@ ROWS = [("the striker scored twice in the final", "sports"), ("shares fell after
         ("the bank cut its interest rate", "business"), ("a new species of frog was described", "science")]
 
 
-@pytest.fixture(scope="module")
-def classifier_export(tmp_path_factory, tiny_encoder):
+@pytest.fixture(scope="module", params=["uni_encoder", "bi_encoder"])
+def classifier_export(request, tmp_path_factory, tiny_encoder):
     from rerank_rl.rl.paradigms.classifier.export import export_model
     from rerank_rl.rl.paradigms.classifier.model import build_model
 
-    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, projector_init="random"), seed=3)
+    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, projector_init="random",
+                                               architecture=request.param), seed=3)
     return export_model(model, tokenizer, tmp_path_factory.mktemp("classifier") / "export", max_length=64)
 
 
