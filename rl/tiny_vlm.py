@@ -3,8 +3,9 @@
 No VLM weights can be fetched here, so the multimodal paradigm's whole path (SFT, GRPO with images, evaluation,
 export) runs on this: the Idefics3 architecture (SmolVLM's) with a 1-layer vision tower on 64-pixel pages (16 image
 tokens each after the pixel shuffle) and a 2-layer Llama, SmolLM2's tokenizer from the cache plus the image tokens the
-Idefics3 processor adds, and a ChatML template that renders image content parts. It learns the answer format and
-nothing about pages. A real VLM (SmolVLM, Qwen2-VL, ...) is a different `model.name`; nothing else changes.
+Idefics3 processor adds, and a ChatML template that renders image content parts. Training can teach it the answer
+format at best, nothing about pages. A real VLM (e.g. SmolVLM-256M-Instruct, the same architecture) is another
+`model.name`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A model folder whose config has a `vision_config` is a vision-language model (Idefics3/SmolVLM, Qwen2-VL, LLaVA, ...):
 `rl.stages.common.load_causal_lm` and `rl.generation.load_hf_generator` hand it here, so the training stages, the
-evaluate stage, export and serving load it without knowing. Its "tokenizer" is then the processor (TRL's trainers
+evaluate stage and an export's reload load it without knowing (processors with a video processor, as Qwen2-VL's,
+also need torchvision). Its "tokenizer" is then the processor (TRL's trainers
 take a processor as `processing_class` and switch to their vision paths).
 
 Messages carry images as content parts, `{"type": "image", "image": <path or PIL image>}`. TRL wants the images in
