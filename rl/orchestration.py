@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,7 +78,13 @@ class StageRunner:
 
     def train(self, name: str, fn: Callable, *args, log: Path | None = None) -> None:
         """Run training stage `fn(*args)` on `ray.num_workers` Ray Train workers (or inline). Outputs go to disk,
-        the workers' console output to `log` when given."""
+        the workers' console output to `log` when given. `fn`'s last argument is its `resume` flag: with
+        `ray.max_failures`, Ray Train restarts dead workers and the restarted stage resumes from its checkpoint."""
+        failures = getattr(self.section, "max_failures", 0)  # getattr: a config pickled before the key existed
+        if self.section.enabled and failures:
+            markers = self.run_dir / "ray" / name / "started"
+            shutil.rmtree(markers, ignore_errors=True)  # this fit's first start leaves them
+            fn = _resume_on_restart(fn, markers)
         if log is not None:
             from rerank_rl.rl.console import logged
 
@@ -85,7 +92,7 @@ class StageRunner:
         if not self.section.enabled:
             fn(*args)
             return
-        from ray.train import RunConfig, ScalingConfig
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
         workers = self.section.num_workers
@@ -97,7 +104,8 @@ class StageRunner:
             lambda _: loop(*args),
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=self.section.use_gpu,
                                          resources_per_worker={"CPU": per_worker}),
-            run_config=RunConfig(name=name, storage_path=str(self.run_dir / "ray")),
+            run_config=RunConfig(name=name, storage_path=str(self.run_dir / "ray"),
+                                 failure_config=FailureConfig(max_failures=failures)),
         )
         trainer.fit()
 
@@ -150,6 +158,28 @@ def _single_process(fn: Callable) -> Callable:
             for key in _DISTRIBUTED_ENV:
                 os.environ.pop(key, None)
         return fn(*args)
+
+    wrapped.__name__ = wrapped.__qualname__ = getattr(fn, "__name__", "stage")
+    return wrapped
+
+
+def _resume_on_restart(fn: Callable, markers: Path) -> Callable:
+    """Ray Train restarts a failed worker group by calling the stage again with the same arguments, `resume`
+    (the last) included, which would retrain from step 0. Each rank leaves a marker on the shared run folder when it
+    starts; finding its own marker means this is a restart, and the stage then resumes from its last checkpoint."""
+
+    def wrapped(*args):
+        from ray.train import get_context
+
+        rank = get_context().get_world_rank()
+        marker = markers / f"rank-{rank}"
+        restarted = marker.exists()
+        markers.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        if restarted:
+            print(f"rank {rank}: restarted by Ray Train after a worker failure; resuming from the last checkpoint",
+                  flush=True)
+        return fn(*args[:-1], args[-1] or restarted)
 
     wrapped.__name__ = wrapped.__qualname__ = getattr(fn, "__name__", "stage")
     return wrapped

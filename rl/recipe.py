@@ -202,6 +202,13 @@ class RaySection:
     num_workers: int = 1  # Ray Train workers for the training stages
     use_gpu: bool = False
     deepspeed: str = ""  # path of a DeepSpeed JSON config, applied to the training stages
+    # times Ray Train restarts a training stage's workers after one dies (-1: always); each restart resumes from
+    # the stage's last checkpoint, so the steps since then are lost
+    max_failures: int = 0
+
+    def validate(self) -> None:
+        if self.max_failures < -1:
+            raise ValueError(f"max_failures must be -1 (no limit), 0 (off) or more, got {self.max_failures}")
 
 
 @dataclass
