@@ -9,7 +9,10 @@ model can learn instead of reading). A share of groups (`1 - mixed_fraction`) is
 model also meets groups with nothing relevant in them, as evaluation windows do.
 
 Groups of one passage (single-passage windows) cannot mix grades inside themselves, so a query's one-passage groups
-mix them together: the first holds the anchor, the others are drawn without repeats from the rest of the pool.
+mix them together, stratified by grade: one passage of each grade the pool has, best grade first, then the next
+round, without repeats. Every query's prompts then hold its adjacent-grade pairs (the hard negatives: a passage
+that repeats the query's words beside the one that answers it), which is what the ranking term across a query's
+prompts learns from; uniform draws left them out of about half the queries.
 """
 
 from __future__ import annotations
@@ -36,20 +39,23 @@ def sample_groups(examples: Sequence[dict], sizes: Sequence[int], groups_per_que
             continue
         lowest = min(ex["labels"])
         above = [i for i in range(n) if ex["labels"][i] > lowest]
-        singles: list[int] = []  # passages this query's one-passage groups hold so far
+        singles = None  # this query's one-passage draws, made at its first one-passage group
         for k in range(groups_per_query):
             size = min(rng.choice(list(sizes)), n)
-            if size == 1 and singles:
-                rest = [i for i in range(n) if i not in singles] or list(range(n))
-                members = [rng.choice(rest)]
+            if size == 1:
+                if singles is None:
+                    singles = iter(by_grade_rounds(ex["labels"], rng) if rng.random() < mixed_fraction
+                                   else rng.sample(range(n), n))
+                members = [next(singles, None)]
+                if members[0] is None:  # more one-passage groups than passages: start another round
+                    singles = iter(by_grade_rounds(ex["labels"], rng))
+                    members = [next(singles)]
             elif above and rng.random() < mixed_fraction:
                 anchor = rng.choice(above)
                 members = rng.sample([i for i in range(n) if i != anchor], size - 1) + [anchor]
                 rng.shuffle(members)
             else:
                 members = rng.sample(range(n), size)
-            if size == 1:
-                singles.extend(members)
             group = {"qid": f"{ex['qid']}#{k}", "source_qid": ex["qid"], "query": ex["query"]}
             for key in ALIGNED:
                 if key in ex and ex[key] is not None:
@@ -58,6 +64,19 @@ def sample_groups(examples: Sequence[dict], sizes: Sequence[int], groups_per_que
             group["labels"] = [int(g) for g in group["labels"]]
             groups.append(group)
     return groups
+
+
+def by_grade_rounds(labels: Sequence[int], rng: random.Random) -> list[int]:
+    """Passage indices in rounds of one per grade, best grade first within a round, shuffled within each grade."""
+    pools: dict[int, list[int]] = {}
+    for i, grade in enumerate(labels):
+        pools.setdefault(grade, []).append(i)
+    for members in pools.values():
+        rng.shuffle(members)
+    order, grades = [], sorted(pools, reverse=True)
+    for round_ in range(max(len(m) for m in pools.values())):
+        order += [pools[g][round_] for g in grades if round_ < len(pools[g])]
+    return order
 
 
 def grade_mix(groups: Sequence[dict]) -> dict:

@@ -70,7 +70,23 @@ def test_one_passage_groups_of_a_query_mix_grades():
             "first_stage_scores": [0.0] * 10, "labels": [3] + [0] * 9}
     groups = sample_groups([pool], [1], groups_per_query=5, seed=0, mixed_fraction=1.0)
     members = [g["doc_ids"][0] for g in groups]
-    assert len(set(members)) == 5 and members[0] == "d0"  # the anchor first, then distinct others
+    assert len(set(members)) == 5 and members[0] == "d0"  # the best passage first, then distinct others
+
+
+def test_one_passage_groups_hold_every_grade_of_the_pool_for_every_seed():
+    """Stratified draws: 4 prompts of a pool graded 3/2/1/0 hold one passage of each grade (the adjacent-grade
+    pairs the ranking term learns from), where uniform draws would miss one in most seeds; a fifth prompt starts
+    the next round; more prompts than passages repeat passages rather than fail."""
+    labels = [0, 0, 2, 0, 1, 0, 3, 0, 2, 1]
+    pool = {"qid": "q", "query": "x", "doc_ids": [f"d{i}" for i in range(10)], "doc_texts": ["t"] * 10,
+            "first_stage_scores": [0.0] * 10, "labels": labels}
+    for seed in range(20):
+        groups = sample_groups([pool], [1], groups_per_query=12, seed=seed, mixed_fraction=1.0)
+        grades = [g["labels"][0] for g in groups]
+        assert grades[:4] == [3, 2, 1, 0] and grades[4:7] == [2, 1, 0]
+        assert len({g["doc_ids"][0] for g in groups[:10]}) == 10
+    firsts = {sample_groups([pool], [1], 4, seed=s, mixed_fraction=0.0)[0]["labels"][0] for s in range(20)}
+    assert len(firsts) > 1  # mixed_fraction 0: uniform draws, not stratified
 
 
 def test_tail_logits_of_a_left_padded_batch_equal_each_prompt_alone(tokenizer, tiny_lm_path):
