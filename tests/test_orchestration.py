@@ -51,3 +51,55 @@ def test_training_workers_get_their_share_of_one_node(fake_ray):
     assert worker_cpus(workers=3, use_gpu=False) == 16 and worker_cpus(workers=4, use_gpu=False) == 10
     assert worker_cpus(workers=64, use_gpu=False) == 1
     assert worker_cpus(workers=4, use_gpu=True) == 8  # the GPU node's 32 CPUs over its 4 GPUs
+
+
+def test_a_stage_restarted_by_ray_train_resumes_from_its_checkpoint(fake_ray, monkeypatch, tmp_path):
+    """Ray Train restarts a failed worker group by calling the stage again with its first arguments (resume=False):
+    with ray.max_failures the restarted workers must resume, and a later fit in the same run folder starts afresh."""
+    rank = {"now": 0}
+
+    class TorchTrainer:  # runs the ranks one after the other; a failure restarts them all, as Ray Train does
+        def __init__(self, loop, scaling_config, run_config):
+            self.loop, self.workers, self.failures = loop, scaling_config.num_workers, run_config.failure_config
+            fits.append(self)
+
+        def fit(self):
+            for _ in range(self.failures.max_failures + 1):
+                try:
+                    for rank["now"] in range(self.workers):
+                        self.loop(None)
+                    return
+                except RuntimeError:
+                    pass
+            raise RuntimeError("out of retries")
+
+    fits: list = []
+    train = types.SimpleNamespace(FailureConfig=lambda max_failures: types.SimpleNamespace(max_failures=max_failures),
+                                  RunConfig=lambda **kw: types.SimpleNamespace(**kw),
+                                  ScalingConfig=lambda **kw: types.SimpleNamespace(**kw),
+                                  get_context=lambda: types.SimpleNamespace(get_world_rank=lambda: rank["now"]))
+    monkeypatch.setitem(sys.modules, "ray.train", train)
+    monkeypatch.setitem(sys.modules, "ray.train.torch", types.SimpleNamespace(TorchTrainer=TorchTrainer))
+    calls, died = [], []
+
+    def stage(run_dir, resume):
+        calls.append((rank["now"], resume))
+        if rank["now"] == 1 and not died:
+            died.append(True)
+            raise RuntimeError("rank 1 died")
+
+    runner = StageRunner(RaySection(num_workers=2, max_failures=1), tmp_path)
+    runner.train("rl", stage, "run", False)
+    assert fits[-1].failures.max_failures == 1
+    assert calls == [(0, False), (1, False), (0, True), (1, True)]
+    calls.clear()
+    runner.train("rl", stage, "run", False)  # a new fit (a later --resume): no restart yet, so no resume
+    assert calls == [(0, False), (1, False)]
+
+
+def test_max_failures_below_minus_one_is_refused():
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+    from rerank_rl.rl.errors import UserError
+
+    with pytest.raises(UserError, match=r"ray\.max_failures must be -1 \(no limit\), 0 \(off\) or more, got -2"):
+        load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", ["ray.max_failures=-2"])
