@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,9 +177,10 @@ def _resume_on_restart(fn: Callable, markers: Path) -> Callable:
         restarted = marker.exists()
         markers.mkdir(parents=True, exist_ok=True)
         marker.touch()
-        if restarted:
-            print(f"rank {rank}: restarted by Ray Train after a worker failure; resuming from the last checkpoint",
-                  flush=True)
+        if restarted:  # a write, not print: Ray Train's patched print would log the line twice
+            sys.stdout.write(f"rank {rank}: restarted by Ray Train after a worker failure; resuming from the last "
+                             "checkpoint\n")
+            sys.stdout.flush()
         return fn(*args[:-1], args[-1] or restarted)
 
     wrapped.__name__ = wrapped.__qualname__ = getattr(fn, "__name__", "stage")

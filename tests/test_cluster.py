@@ -75,6 +75,6 @@ def test_killed_worker_restarts_from_the_last_checkpoint(cluster, tmp_path, tiny
     # the new group started at the checkpoint's step, not at 0, and went on to the last step
     assert min(c["step"] for c in after) == SAVE_STEPS and max(c["step"] for c in after) == MAX_STEPS - 1
     assert json.loads((run / "rl" / "trainer_state.json").read_text())["global_step"] == MAX_STEPS
-    assert "restarted by Ray Train" in (run / "logs" / "rl.log").read_text()
+    assert (run / "logs" / "rl.log").read_text().count("restarted by Ray Train") == 2  # each rank, once
     assert "export" in json.loads((run / "state.json").read_text())["done"]
     AutoModelForCausalLM.from_pretrained(run / "export" / "model")  # the export loads
