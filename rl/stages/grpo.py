@@ -129,9 +129,11 @@ def rl_args(config, out: Path):
                         f"rl.num_generations = {generation_batch} completions per training worker") from None
 
 
-def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callbacks: list | None = None) -> Path:
+def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callbacks: list | None = None,
+           rollout_func=None) -> Path:
     """Train with RL from `start_model`; save a merged checkpoint to run_dir/rl/merged and the adapter to
-    run_dir/rl/adapter. Returns the merged path. `callbacks` are extra transformers TrainerCallbacks."""
+    run_dir/rl/adapter. Returns the merged path. `callbacks` are extra transformers TrainerCallbacks;
+    `rollout_func` replaces TRL's generation (GRPO only; e.g. rl/vllm_rollouts.py)."""
     section = config.rl
     out = run_dir / "rl"
     dataset = rl_dataset(config, load_from_disk(str(run_dir / "data" / "train_groups")))
@@ -145,9 +147,13 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callba
         check_whole_lists(dataset, section.prompts_per_step)
     args = rl_args(config, out)
     _, trainer_cls = _trainer_classes(section.trainer)
+    if rollout_func is not None and section.trainer != "grpo":
+        raise UserError("rl.trainer: rollouts from a server need grpo (TRL's RLOO trainer takes no rollout_func)")
+    extra = {"rollout_func": rollout_func} if rollout_func is not None else {}
     model, tokenizer = load_causal_lm(start_model, config.model.dtype)
     trainer = trainer_cls(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks)
+                          processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks,
+                          **extra)
     trainer.filter_zero_variance = section.filter_zero_variance
     holder.append(trainer)
     attach_probe(trainer, config, run_dir, "rl")
