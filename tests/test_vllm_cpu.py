@@ -60,31 +60,30 @@ def by_length(prompts, completions, **columns):
 
 
 def test_grpo_rollouts_come_from_the_vllm_server(default_lm_path, tmp_path):
-    """Two GRPO steps whose completions the vLLM server samples (rl/vllm_rollouts.py): the policy reaches the server
-    as a new LoRA adapter at each step, and the trainer learns from the server's completions (the lengths it logs
-    are theirs)."""
-    import json
-
+    """Two GRPO steps with `rl.vllm_mode: cpu_server` (rl/vllm_rollouts.py): the server samples every completion, the
+    policy reaches it as a new LoRA adapter at each step, and the steps move the policy."""
     from safetensors.torch import load_file
 
+    from rerank_rl.rl.errors import UserError
     from rerank_rl.rl.stages.grpo import run_rl
     from rerank_rl.rl.stages.prepare import prepare_data
-    from rerank_rl.rl.vllm_rollouts import ServerRollouts
-    from rerank_rl.rl.vllm_server import VLLMServer
 
     (tmp_path / "length.py").write_text(LENGTH_REWARD)
-    config = load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", [
-        "rl.max_steps=2", "rl.num_generations=2", "rl.prompts_per_step=1", "rl.max_completion_length=16",
-        "rl.save_steps=10", "rl.learning_rate=1e-3", "evaluate.probe_every=0", "model.bf16_autocast=false",
-        f"rl.rewards={{'{tmp_path}/length.py:by_length': 1.0}}"])
+    settings = ["rl.use_vllm=true", "rl.vllm_mode=cpu_server", "rl.max_steps=2", "rl.num_generations=2",
+                "rl.prompts_per_step=1", "rl.max_completion_length=16", "rl.save_steps=10", "rl.learning_rate=1e-3",
+                "evaluate.probe_every=0", "model.bf16_autocast=false",
+                f"rl.rewards={{'{tmp_path}/length.py:by_length': 1.0}}"]
+    config = load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", settings)
     run_dir = tmp_path / "run"
     prepare_data(config, run_dir)
-    with VLLMServer(default_lm_path, lora_rank=config.lora.r, log=tmp_path / "vllm.log") as server:
-        rollouts = ServerRollouts(server, tmp_path / "adapters")
-        run_rl(config, run_dir, str(default_lm_path), rollout_func=rollouts)
-    assert rollouts.adapters_loaded == ["policy-step0", "policy-step1"]  # one adapter per step
-    logged = json.loads((run_dir / "rl" / "trainer_state.json").read_text())["log_history"]
-    lengths = [row["completions/mean_length"] for row in logged if "completions/mean_length" in row]
-    assert len(lengths) == 2 and sum(lengths) * 2 == rollouts.completion_tokens  # 2 completions per step
+    run_rl(config, run_dir, str(default_lm_path))
+    served = (run_dir / "logs" / "vllm_server.log").read_text()
+    assert served.count("POST /v1/completions") == 4  # 2 steps x 2 completions, all sampled by the server
+    assert served.count("POST /v1/load_lora_adapter") == 2
+    assert sorted(p.name for p in (run_dir / "rl" / "rollout_adapters").iterdir()) == ["policy-step0", "policy-step1"]
     adapter = load_file(str(run_dir / "rl" / "adapter" / "adapter_model.safetensors"))
     assert any(v.abs().max() > 0 for k, v in adapter.items() if "lora_B" in k)  # the steps moved the policy
+    with pytest.raises(UserError, match="rl.vllm_mode: cpu_server sends the policy as a LoRA adapter"):
+        load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", [*settings, "lora.enabled=false"])
+    with pytest.raises(UserError, match="rl.vllm_mode: cpu_server serves one training process"):
+        load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", [*settings, "ray.enabled=true", "ray.num_workers=2"])

@@ -22,6 +22,7 @@ from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.probe import attach_probe
 from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config
 from rerank_rl.rl.stages.saving import save_outputs
+from rerank_rl.rl.vllm_rollouts import ServerRollouts, rollout_server
 
 def check_whole_lists(dataset: Dataset, per_step: int) -> None:
     """UserError when consecutive blocks of `per_step` rows (one RL step's prompts) would split a list: rows of a
@@ -89,7 +90,9 @@ def _trainer_classes(kind: str):
 
 def vllm_args(section) -> dict:
     """TRL's vLLM settings from the rl section (ignored by TRL unless use_vllm)."""
-    return {"use_vllm": section.use_vllm, "vllm_mode": section.vllm_mode,
+    on_cpu_server = section.vllm_mode == "cpu_server"  # rollouts through rollout_func, not TRL's own vLLM
+    return {"use_vllm": section.use_vllm and not on_cpu_server,
+            "vllm_mode": "colocate" if on_cpu_server else section.vllm_mode,
             "vllm_server_host": section.vllm_server_host, "vllm_server_port": section.vllm_server_port,
             "vllm_gpu_memory_utilization": section.vllm_gpu_memory_utilization,
             "vllm_tensor_parallel_size": section.vllm_tensor_parallel_size,
@@ -149,15 +152,18 @@ def run_rl(config, run_dir: Path, start_model: str, resume: bool = False, callba
     _, trainer_cls = _trainer_classes(section.trainer)
     if rollout_func is not None and section.trainer != "grpo":
         raise UserError("rl.trainer: rollouts from a server need grpo (TRL's RLOO trainer takes no rollout_func)")
-    extra = {"rollout_func": rollout_func} if rollout_func is not None else {}
-    model, tokenizer = load_causal_lm(start_model, config.model.dtype)
-    trainer = trainer_cls(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks,
-                          **extra)
-    trainer.filter_zero_variance = section.filter_zero_variance
-    holder.append(trainer)
-    attach_probe(trainer, config, run_dir, "rl")
-    trainer.add_callback(progress_callback(run_dir, "rl", "reward"))
-    trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
-    trainer.save_state()
+    with rollout_server(config, start_model, run_dir) as server:  # None unless rl.vllm_mode: cpu_server
+        if server is not None:
+            rollout_func = ServerRollouts(server, out / "rollout_adapters")
+        extra = {"rollout_func": rollout_func} if rollout_func is not None else {}
+        model, tokenizer = load_causal_lm(start_model, config.model.dtype)
+        trainer = trainer_cls(model=model, reward_funcs=[reward_fn], args=args, train_dataset=dataset,
+                              processing_class=tokenizer, peft_config=lora_config(config.lora), callbacks=callbacks,
+                              **extra)
+        trainer.filter_zero_variance = section.filter_zero_variance
+        holder.append(trainer)
+        attach_probe(trainer, config, run_dir, "rl")
+        trainer.add_callback(progress_callback(run_dir, "rl", "reward"))
+        trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
+        trainer.save_state()
     return save_outputs(trainer, tokenizer, out, start_model, config, adapter=True)
