@@ -1,10 +1,11 @@
 """Wall time and peak memory of the main job (`rerank-rl train`, default recipe unless given).
 
 /usr/bin/time -v reports the largest single process it reaped, but Ray starts its workers from the raylet, so this
-script samples the whole job: the driver's process tree plus every Ray process that appears while it runs. It prints
+script samples the whole job: the driver's process tree, which holds the local Ray cluster's raylet and its workers.
+(Matching every new Ray process by name also counted other jobs' workers on a shared machine.) It prints
 the peak of the summed RSS (which counts pages shared between processes, such as torch's libraries, once per process)
 and the peak of the summed PSS (shared pages split between their users: the memory the job really holds), with the
-largest processes at the PSS peak.
+largest processes at the PSS peak, and the peak per stage (the stage whose log was written last).
 
     python benchmarks/bench_main_job.py [--output-dir DIR] [-- extra train arguments]
 """
@@ -15,17 +16,13 @@ import argparse
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import psutil
 
 
-def _job_processes(root: psutil.Process, baseline: set[int]) -> list[psutil.Process]:
-    procs = {p.pid: p for p in [root, *root.children(recursive=True)]}
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if p.pid not in baseline and ("ray" in cmd or "rerank_rl" in cmd):
-            procs[p.pid] = p
-    return list(procs.values())
+def _job_processes(root: psutil.Process) -> list[psutil.Process]:
+    return [root, *root.children(recursive=True)]
 
 
 def _sample(procs: list[psutil.Process]) -> tuple[int, int, list[tuple[int, str]]]:
@@ -49,14 +46,16 @@ def main() -> None:
     parser.add_argument("train_args", nargs="*")
     args = parser.parse_args()
     out = args.output_dir or tempfile.mkdtemp(prefix="main-job-")
-    baseline = {p.pid for p in psutil.process_iter()}
     started = time.time()
     proc = psutil.Popen([sys.executable, "-m", "rerank_rl.rl.cli", "train", "--output-dir", out, *args.train_args])
     peak_rss = peak_pss = 0
     top: list[tuple[int, str]] = []
+    by_stage: dict[str, int] = {}
     while proc.poll() is None:
-        rss, pss, rows = _sample(_job_processes(proc, baseline))
+        rss, pss, rows = _sample(_job_processes(proc))
         peak_rss = max(peak_rss, rss)
+        stage = _current_stage(Path(out))
+        by_stage[stage] = max(by_stage.get(stage, 0), pss)
         if pss > peak_pss:
             peak_pss, top = pss, rows
         time.sleep(1.0)
@@ -65,6 +64,14 @@ def main() -> None:
     print("largest processes at the PSS peak:")
     for pss, name in top:
         print(f"  {pss / 2**30:6.2f} GiB  {name}")
+    print("peak summed PSS per stage: " + ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in by_stage.items()))
+
+
+def _current_stage(run_dir: Path) -> str:
+    """The stage whose log in the run folder was written last (each stage logs to logs/<stage>.log)."""
+    logs = list((run_dir / "logs").glob("*.log")) if (run_dir / "logs").is_dir() else []
+    logs = [p for p in logs if p.stem != "driver"]
+    return max(logs, key=lambda p: p.stat().st_mtime).stem if logs else "start"
 
 
 if __name__ == "__main__":
