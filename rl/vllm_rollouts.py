@@ -8,6 +8,7 @@ are sampled from that name. Only LoRA policies: a full fine-tune would need the 
 from __future__ import annotations
 
 import contextlib
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,8 +39,9 @@ class ServerRollouts:
         if trainer.accelerator.is_main_process:
             model.save_pretrained(str(folder))
             self.generator.post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(folder)})
-            if self.loaded:  # one adapter at a time: the server's LoRA slots stay free
+            if self.loaded:  # one adapter at a time: the server's LoRA slots and the disk stay free
                 self.generator.post("/v1/unload_lora_adapter", {"lora_name": self.loaded[1]})
+                shutil.rmtree(self.adapter_dir / self.loaded[1], ignore_errors=True)
         trainer.accelerator.wait_for_everyone()
         self.loaded = (step, name)
         self.adapters_loaded.append(name)
