@@ -38,8 +38,6 @@ def rollout_prompts(count: int) -> list:
 
 def grpo_seconds_per_step(model_path: str, steps: int, vllm: bool) -> float:
     """Seconds per optimizer step of the default recipe's RL stage (no SFT) from `model_path`."""
-    import json
-
     from rerank_rl.rl.config import CONFIG_DIR, load_recipe
     from rerank_rl.rl.stages.grpo import run_rl
     from rerank_rl.rl.stages.prepare import prepare_data
@@ -50,8 +48,27 @@ def grpo_seconds_per_step(model_path: str, steps: int, vllm: bool) -> float:
     run_dir = Path(tempfile.mkdtemp(prefix="bench-vllm-grpo-"))
     prepare_data(config, run_dir)
     run_rl(config, run_dir, model_path)
-    history = json.loads((run_dir / "rl" / "trainer_state.json").read_text())["log_history"]
+    return seconds_per_step(run_dir / "rl", steps)
+
+
+def seconds_per_step(stage_dir: Path, steps: int) -> float:
+    """The trainer's runtime over `steps` optimizer steps, from a stage folder's trainer_state.json (model load and
+    server start-up are outside it; the first step's warm-up is inside)."""
+    import json
+
+    history = json.loads((stage_dir / "trainer_state.json").read_text())["log_history"]
     return next(row["train_runtime"] for row in history if "train_runtime" in row) / steps
+
+
+def print_throughput(rows: list[tuple[str, float, int, float]]) -> float:
+    """The side-by-side table of (engine, start-up s, tokens, seconds) rows, transformers first and vLLM second;
+    returns vLLM's tokens/s over transformers'."""
+    print(f"{'engine':<24}{'start-up s':>12}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}")
+    for name, startup, tokens, seconds in rows:
+        print(f"{name:<24}{startup:>12.1f}{tokens:>8}{seconds:>9.1f}{tokens / seconds:>10.1f}")
+    ratio = (rows[1][2] / rows[1][3]) / (rows[0][2] / rows[0][3])
+    print(f"vLLM / transformers: {ratio:.2f}x")
+    return ratio
 
 
 def timed(generator, conversations, max_new_tokens: int, tokenizer) -> tuple[int, float]:
@@ -107,10 +124,7 @@ def main() -> None:
         rows.append(("vLLM-cpu server", time.perf_counter() - started,
                      *timed(served, rollouts, args.max_new_tokens, tokenizer)))
 
-    print(f"{'engine':<24}{'start-up s':>12}{'tokens':>8}{'seconds':>9}{'tokens/s':>10}")
-    for name, startup, tokens, seconds in rows:
-        print(f"{name:<24}{startup:>12.1f}{tokens:>8}{seconds:>9.1f}{tokens / seconds:>10.1f}")
-    print(f"vLLM / transformers: {(rows[1][2] / rows[1][3]) / (rows[0][2] / rows[0][3]):.2f}x")
+    print_throughput(rows)
     if args.grpo_steps:
         local_step = grpo_seconds_per_step(model_path, args.grpo_steps, vllm=False)
         served_step = grpo_seconds_per_step(model_path, args.grpo_steps, vllm=True)
