@@ -31,6 +31,13 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_dataset():
+    """`shared_dataset("name")`: a folder of ../shared/data, skipped when missing (failed under CI). A fixture, not an
+    import: `from conftest import ...` can resolve to a sub-folder's conftest when the whole suite is collected."""
+    return lambda name: require_path(SHARED_DATA / name)
+
+
+@pytest.fixture(scope="session")
 def default_lm_path() -> Path:
     from rerank_rl.rl.models import prepare_default_lm
 

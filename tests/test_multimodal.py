@@ -8,7 +8,6 @@ import json
 import re
 
 import pytest
-from conftest import SHARED_DATA, require_path
 from datasets import Dataset
 
 from clitools import REPO, assert_export_reproduces, run_cli
@@ -22,8 +21,8 @@ RECIPE = REPO / "configs" / "mm_r5.yaml"
 
 
 @pytest.fixture(scope="module")
-def pages():
-    return require_path(SHARED_DATA / "vidore_arxivqa_tiny")
+def pages(shared_dataset):
+    return shared_dataset("vidore_arxivqa_tiny")
 
 
 @pytest.fixture(scope="module")
