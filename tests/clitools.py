@@ -15,6 +15,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def scattered_lists(n: int, queries: int, text) -> list[dict]:
+    """Ranking lists whose candidate i has quality (7 * i + q) % n, written into its text by `text(quality)`: the
+    best candidates lie anywhere in first-stage order, and a stand-in model that reads the quality ranks them."""
+    return [{"qid": f"q{q}", "query": f"query {q}", "doc_ids": [f"d{i}" for i in range(n)],
+             "doc_texts": [text((7 * i + q) % n) for i in range(n)], "first_stage_scores": [0.0] * n,
+             "labels": [0] * n} for q in range(queries)]
+
+
 def write_candidates(examples: list[dict], folder: Path) -> tuple[Path, Path]:
     """Evaluation lists as a rank_llm retrieve_results JSON and a qrels file, as a user would bring them."""
     cands = [{"query": ex["query"], "hits": [

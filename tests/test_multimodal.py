@@ -10,7 +10,7 @@ import re
 import pytest
 from datasets import Dataset
 
-from clitools import REPO, assert_export_reproduces, run_cli
+from clitools import REPO, assert_export_reproduces, run_cli, scattered_lists
 from rerank_rl.rl.config import load_recipe
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.paradigms import get_paradigm
@@ -55,10 +55,7 @@ def test_prompt_holds_one_image_part_per_page():
 
 
 def _examples(n: int, queries: int = 2) -> list[dict]:
-    """Page i of a list has quality (7 * i + q) % n (in its path): the best pages lie anywhere in first-stage order."""
-    return [{"qid": f"q{q}", "query": f"query {q}", "doc_ids": [f"d{i}" for i in range(n)],
-             "doc_texts": [f"page-{(7 * i + q) % n}.png" for i in range(n)], "first_stage_scores": [0.0] * n,
-             "labels": [0] * n} for q in range(queries)]
+    return scattered_lists(n, queries, lambda quality: f"page-{quality}.png")
 
 
 def _oracle(calls: list):

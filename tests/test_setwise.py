@@ -9,7 +9,7 @@ import re
 import pytest
 from datasets import load_from_disk
 
-from clitools import REPO, assert_export_reproduces, run_cli, write_candidates
+from clitools import REPO, assert_export_reproduces, run_cli, scattered_lists, write_candidates
 from rerank_rl.rl.config import load_recipe
 from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.paradigms import get_paradigm
@@ -30,10 +30,7 @@ def test_gold_answer_parses_back_to_the_best_passage(variant):
 
 
 def _examples(n: int, queries: int = 2) -> list[dict]:
-    """Passage i of a list has quality (7 * i) % n: the best passages are scattered through first-stage order."""
-    return [{"qid": f"q{q}", "query": f"query {q}", "doc_ids": [f"d{i}" for i in range(n)],
-             "doc_texts": [f"quality {(7 * i + q) % n}" for i in range(n)], "first_stage_scores": [0.0] * n,
-             "labels": [0] * n} for q in range(queries)]
+    return scattered_lists(n, queries, lambda quality: f"quality {quality}")
 
 
 def _oracle(calls: list):
