@@ -29,7 +29,7 @@ def slot_features(model, tokenizer, query: str, passages: list[str], max_chars: 
     import torch
 
     from rerank_rl.rl.paradigms import groupwise
-    from rerank_rl.rl.scoring import digit_token_ids, slot_chunk
+    from rerank_rl.rl.scoring import digit_token_ids, left_pad, slot_chunk
 
     digits = digit_token_ids(tokenizer)
     states, expected = [], []
@@ -38,9 +38,7 @@ def slot_features(model, tokenizer, query: str, passages: list[str], max_chars: 
                                                tokenize=False, add_generation_prompt=True) + slot_chunk(1)
                  for p in passages[start:start + batch_size]]
         rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        width = max(map(len, rows))
-        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        ids, mask = (torch.tensor(t) for t in left_pad(rows, tokenizer.pad_token_id))
         with torch.no_grad():
             out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                         output_hidden_states=True, logits_to_keep=1)

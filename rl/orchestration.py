@@ -3,7 +3,7 @@
 - `ray.enabled: false`: everything runs in this process (debugging, tests).
 - otherwise `ray.init()` starts a local cluster on this machine's cores, or joins `ray.address` on a cluster;
   training stages run inside Ray Train workers (TorchTrainer: gloo on CPU, NCCL on GPU, `ray.num_workers` of
-  them), other stages as Ray tasks.
+  them), other stages as Ray tasks; so does a training stage of one worker without DeepSpeed or `ray.max_failures`.
 """
 
 from __future__ import annotations
@@ -93,13 +93,18 @@ class StageRunner:
         if not self.section.enabled:
             fn(*args)
             return
+        workers = self.section.num_workers
+        per_worker = worker_cpus(workers, self.section.use_gpu)
+        if workers == 1 and not self.section.deepspeed and not failures:
+            # One worker with nothing to restart needs none of Ray Train: a plain task skips its controller actors
+            # and process group (measured: ~0.6 GiB of the main job's peak, benchmarks/RESULTS.md).
+            self.task(fn, *args, num_cpus=per_worker, num_gpus=1 if self.section.use_gpu else 0)
+            return
+        if workers == 1 and not self.section.deepspeed:  # DeepSpeed needs its process group, even of one
+            fn = _single_process(fn)
         from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
-        workers = self.section.num_workers
-        per_worker = worker_cpus(workers, self.section.use_gpu)
-        if workers == 1 and not self.section.deepspeed:  # DeepSpeed needs its process group, even of one
-            fn = _single_process(fn)
         loop = _with_threads(fn, per_worker)
         trainer = TorchTrainer(
             lambda _: loop(*args),

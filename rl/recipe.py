@@ -238,7 +238,11 @@ class RerankerRecipe:
         from rerank_rl.rl.paradigms import get_paradigm
         from rerank_rl.rl.paradigms.base import check_reward_formats
 
-        check_reward_formats(get_paradigm(self.paradigm), self.rl.rewards)
+        paradigm = get_paradigm(self.paradigm)
+        check_reward_formats(paradigm, self.rl.rewards)
+        if self.evaluate.probe_every and not paradigm.supports_probes:
+            raise ValueError(f"evaluate.probe_every: training probes (rl/probe.py) read groupwise answers, not "
+                             f"{paradigm.name} ones; set it to 0")
         if self.rl.use_vllm and self.rl.vllm_mode == "cpu_server":
             if not self.lora.enabled or self.rl.trainer != "grpo":
                 raise ValueError("rl.vllm_mode: cpu_server sends the policy as a LoRA adapter to TRL's GRPO "

@@ -37,6 +37,14 @@ def digit_token_ids(tokenizer) -> list[int]:
     return digits
 
 
+def left_pad(rows: Sequence[Sequence[int]], value: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Rows padded on the left to the longest, and their attention masks. Left padding ends every row at the last
+    position, where the next token (or a score slot) is read."""
+    width = max(map(len, rows))
+    return ([[value] * (width - len(r)) + list(r) for r in rows],
+            [[0] * (width - len(r)) + [1] * len(r) for r in rows])
+
+
 def slot_chunk(index: int) -> str:
     """The skeleton text between the previous score and score `index` (1-based)."""
     return f'<answer>{{"[{index}]": ' if index == 1 else f', "[{index}]": '
@@ -90,11 +98,8 @@ class SlotScorer:
         positions, (batch, 2, vocab) as float."""
         import torch
 
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
         device = self.model.device  # a GPU model reads GPU tensors
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
-        new_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        ids, new_mask = (torch.tensor(t, device=device) for t in left_pad(rows, self.tokenizer.pad_token_id))
         mask = new_mask if state["mask"] is None else torch.cat([state["mask"], new_mask], dim=1)
         start = state["positions"]
         positions = (start.unsqueeze(1) + new_mask.cumsum(dim=1) - 1).clamp(min=0)

@@ -53,6 +53,29 @@ def test_training_workers_get_their_share_of_one_node(fake_ray):
     assert worker_cpus(workers=4, use_gpu=True) == 8  # the GPU node's 32 CPUs over its 4 GPUs
 
 
+def test_one_training_worker_without_restarts_runs_as_a_plain_task(fake_ray, monkeypatch):
+    """Ray Train's controller actors cost memory and buy nothing for one worker that is never restarted; with
+    restarts or several workers the stage must still go through Ray Train."""
+    import torch
+
+    seen = []
+    runner = StageRunner(RaySection(num_workers=1), "/tmp")
+    runner.train("sft", lambda *args: seen.append((args, torch.get_num_threads())), "config", False)
+    assert seen == [(("config", False), 32)]  # the stage's arguments, and the node's CPUs as torch threads
+    assert fake_ray[-1]["num_cpus"] == 32 and fake_ray[-1]["max_calls"] == 1
+
+    fits = []
+    monkeypatch.setitem(sys.modules, "ray.train", types.SimpleNamespace(
+        FailureConfig=lambda max_failures: None, RunConfig=lambda **kw: None, ScalingConfig=lambda **kw: kw))
+    monkeypatch.setitem(sys.modules, "ray.train.torch", types.SimpleNamespace(
+        TorchTrainer=lambda loop, scaling_config, run_config: types.SimpleNamespace(
+            fit=lambda: fits.append(scaling_config["num_workers"]))))
+    tasks = len(fake_ray)
+    StageRunner(RaySection(num_workers=2), "/tmp").train("rl", lambda *args: None, "config", False)
+    StageRunner(RaySection(num_workers=1, max_failures=1), "/tmp").train("rl", lambda *args: None, "config", False)
+    assert fits == [2, 1] and len(fake_ray) == tasks
+
+
 def test_a_stage_restarted_by_ray_train_resumes_from_its_checkpoint(fake_ray, monkeypatch, tmp_path):
     """Ray Train restarts a failed worker group by calling the stage again with its first arguments (resume=False):
     with ray.max_failures the restarted workers must resume, and a later fit in the same run folder starts afresh."""

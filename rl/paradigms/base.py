@@ -34,6 +34,9 @@ class Paradigm:
     reward_columns: tuple[str, ...] = RANKING_COLUMNS
     example_passages: tuple = ("<passage 1>", "<passage 2>")  # what the bundle's prompt example shows
     recipe: type | None = None  # the recipe schema (a dataclass registered with rl.config.register_schema)
+    # Training probes (rl/probe.py) read mean 0-10 scores per grade from one-window rankings, built for groupwise
+    # answers; recipes of a paradigm without this refuse evaluate.probe_every (RerankerRecipe.validate).
+    supports_probes: bool = False
 
     # --- prompts and answers -------------------------------------------------------------------------------------
     def build_messages(self, query: str, passages: Sequence, variant: str = "answer_only",

@@ -204,6 +204,7 @@ class Groupwise(Paradigm):
     names other modules import)."""
 
     name = "groupwise"
+    supports_probes = True
     prompt_version = PROMPT_VERSION
     answer_format = ANSWER_FORMAT
     variants = VARIANTS

@@ -190,15 +190,12 @@ class MultimodalEvalSection:
     stride: int = 5
     batch_size: int = 4
     metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "ndcg@5", "mrr@10", "recall@1", "recall@5"])
-    # Training probes read 0-10 scores per grade; a permutation has none, so they stay off for this paradigm.
+    # Training probes read groupwise answers only (RerankerRecipe.validate).
     probe_every: int = 0
     probe_queries: int = 0
 
     def validate(self) -> None:
         PARADIGM.check_settings({"window": self.window, "stride": self.stride})
-        if self.probe_every:
-            raise ValueError("probe_every: training probes read 0-10 scores, which permutations do not have; set it "
-                             "to 0")
 
 
 @dataclass

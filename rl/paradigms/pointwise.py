@@ -173,13 +173,9 @@ class PointwiseEvalSection:
     fusion_weight: float | None = None
     batch_size: int = 16
     metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "ndcg@5", "mrr@10", "recall@5"])
-    # Training probes read groupwise windows; pointwise answers are read by the evaluate stage instead.
+    # Training probes read groupwise answers only (RerankerRecipe.validate).
     probe_every: int = 0
     probe_queries: int = 0
-
-    def validate(self) -> None:
-        if self.probe_every:
-            raise ValueError("probe_every: training probes read groupwise windows; set it to 0 for pointwise")
 
 
 @dataclass

@@ -164,15 +164,12 @@ class SetwiseEvalSection:
     top_k: int = 10   # passages extracted by the tournament; the rest keep first-stage order
     batch_size: int = 8
     metrics: list[str] = field(default_factory=lambda: ["ndcg@10", "ndcg@5", "mrr@10", "recall@5"])
-    # Training probes read 0-10 scores per grade; a choice has none, so they stay off for this paradigm.
+    # Training probes read groupwise answers only (RerankerRecipe.validate).
     probe_every: int = 0
     probe_queries: int = 0
 
     def validate(self) -> None:
         PARADIGM.check_settings({"window": self.window, "top_k": self.top_k})
-        if self.probe_every:
-            raise ValueError("probe_every: training probes read 0-10 scores, which setwise answers do not have; "
-                             "set it to 0")
 
 
 @dataclass

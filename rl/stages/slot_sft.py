@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rerank_rl.rl.paradigms import groupwise
-from rerank_rl.rl.scoring import digit_token_ids, slot_chunk
+from rerank_rl.rl.scoring import digit_token_ids, left_pad, slot_chunk
 
 IGNORE = -100
 
@@ -86,15 +86,14 @@ class SlotCollator:
         import torch
 
         prompts = [(q, p) for q, row in enumerate(rows) for p in row]
-        width = max(len(p["input_ids"]) for _, p in prompts)
-        batch = {"input_ids": [], "attention_mask": [], "labels": []}
+        ids, mask = left_pad([p["input_ids"] for _, p in prompts], self.pad_id)
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": left_pad([p["labels"] for _, p in prompts],
+                                                                              IGNORE)[0]}
+        width = len(ids[0])
         slot_row, slot_pos, slot_query, slot_target = [], [], [], []
         keep_from = width - 1
         for r, (q, p) in enumerate(prompts):
             pad = width - len(p["input_ids"])
-            batch["input_ids"].append([self.pad_id] * pad + p["input_ids"])
-            batch["attention_mask"].append([0] * pad + [1] * len(p["input_ids"]))
-            batch["labels"].append([IGNORE] * pad + p["labels"])
             first_label = next((i for i, t in enumerate(p["labels"]) if t != IGNORE), len(p["labels"]))
             keep_from = min(keep_from, pad + first_label - 1)  # the position that predicts the first label
             for pos, target in zip(p["slots"], p["targets"]):
