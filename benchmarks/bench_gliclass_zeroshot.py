@@ -79,8 +79,11 @@ def report(metrics: dict, config, total: float) -> str:
     for stage in ("supervised_training", "ppo_training"):
         held = metrics.get(stage, {}).get("heldout")
         if held:
-            figures = ", ".join(f"{h['step']}: {h['macro_f1']:.3f}" for h in held["history"])
-            lines.append(f"{stage} held-out labels by step ({figures}); chosen step {held['chosen_step']}")
+            figures = ", ".join(f"{h['step']}" + (f" mixed {h['interpolation']}" if "interpolation" in h else "")
+                                + f": {h['macro_f1']:.3f}" for h in held["history"])
+            mixed = held.get("chosen_interpolation")
+            lines.append(f"{stage} held-out labels by step ({figures}); chosen step {held['chosen_step']}"
+                         + (f" mixed {mixed} with the pretrained weights" if mixed is not None else ""))
     distinct = metrics.get("supervised_training", {}).get("distinct_labels")
     if distinct:
         lines.append(f"distinct label strings offered in supervised training: {distinct['with_target']} with a "

@@ -32,7 +32,10 @@ def test_step0_is_the_base_encoder_and_choice_follows_the_heldout_metric(bi_run)
         assert history[0]["step"] == 0 and choice["base_encoder"] == base["macro_f1"]
         # The chosen step is the first best figure, and the stage's model, evaluated afresh, gives that figure.
         assert choice["chosen_step"] == history[figures.index(max(figures))]["step"]
+        assert choice.get("chosen_interpolation") == history[figures.index(max(figures))].get("interpolation")
         assert metrics[evaluated]["held-out labels"]["macro_f1"] == pytest.approx(max(figures), abs=1e-9)
+    mixes = [h for h in metrics["supervised_training"]["heldout"]["history"] if "interpolation" in h]
+    assert [(h["step"], h["interpolation"]) for h in mixes] == [(4, 0.5)]  # the recipe's WiSE-FT mix was validated
     # Step 0 of supervised training is the untrained bi-encoder: the base encoder's figure, set by set.
     start = metrics["supervised_training"]["heldout"]["history"][0]
     assert start["macro_f1"] == pytest.approx(base["macro_f1"], abs=5e-4)

@@ -151,3 +151,49 @@ def test_distillation_targets_follow_label_similarity():
     matching = log_probs.masked_fill(~mask, 123.0)
     assert distill_loss(matching, log_probs, mask).abs() < 1e-5
     assert distill_loss(torch.zeros(2, 3), log_probs, mask) > 0.1
+
+
+class ScriptedValidator:
+    """Returns the given held-out figures in turn and keeps a copy of the weights it was shown each time."""
+
+    base = {"macro_f1": 0.0}
+
+    def __init__(self, figures):
+        self.figures, self.seen = iter(figures), []
+
+    def __call__(self, model, tokenizer):
+        self.seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"macro_f1": next(self.figures), "sets": {}}
+
+
+@pytest.mark.parametrize("mix_wins", [True, False])
+def test_wise_ft_mixes_are_validated_and_kept_when_best(tiny_encoder, toy_sets, tmp_path, mix_wins):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, dropout=0.0))
+    sampler = LabelSetSampler(toy_sets, DataConfig(max_labels=3, other_negatives=1), seed=0)
+    cfg = SupervisedConfig(steps=4, batch_size=4, lr=1e-2, head_lr=1e-2, warmup=0.0, log_every=2, save_every=0,
+                           distill_weight=0.0, validate_every=2, interpolate=[0.5])
+    validator = ScriptedValidator([0.1, 0.2, 0.3, 0.9 if mix_wins else 0.25])  # steps 0, 2, 4, then the mix
+    model, summary = train_supervised(model, tokenizer, sampler, cfg, 64, tmp_path, log=lambda _: None,
+                                      validator=validator)
+    pretrained, _, last, mixed = validator.seen
+    moved = [k for k, v in last.items() if v.is_floating_point() and not torch.equal(v, pretrained[k])]
+    assert moved  # training changed the weights, so the mix differs from both ends
+    for key in moved:
+        assert torch.allclose(mixed[key], 0.5 * pretrained[key] + 0.5 * last[key], atol=1e-6)
+    assert all(torch.equal(v, last[k]) for k, v in model.state_dict().items())  # the stage returns its last weights
+    kept = load_file(str(tmp_path / "final" / "model.safetensors"))
+    chosen = mixed if mix_wins else last
+    assert all(torch.equal(kept[k], chosen[k]) for k in moved if k in kept)
+    held = summary["heldout"]
+    assert held["chosen_step"] == 4 and held["chosen_interpolation"] == (0.5 if mix_wins else None)
+    assert held["history"][-1] == {"step": 4, "macro_f1": 0.9 if mix_wins else 0.25, "sets": {}, "interpolation": 0.5}
+
+
+def test_wise_ft_needs_a_validation_and_weights_inside_the_unit_interval():
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        SupervisedConfig(interpolate=[1.0]).validate()
+    with pytest.raises(ValueError, match="set validate_every > 0"):
+        SupervisedConfig(interpolate=[0.5], validate_every=0).validate()

@@ -135,8 +135,17 @@ class SupervisedConfig:
     # validated checkpoint (step 0 included). 0 = off: the last weights.
     validate_every: int = 50
     patience: int = 0  # stop after this many validations without a new best (0: never stop early)
+    # WiSE-FT (robust fine-tuning of zero-shot models): after training, the weights alpha * last + (1 - alpha) *
+    # pretrained for each alpha here are validated like checkpoints, so the stage keeps the best of its steps and
+    # these mixes. Needs validate_every. [] = off.
+    interpolate: list[float] = field(default_factory=list)
 
     def validate(self):
+        if any(not 0.0 < alpha < 1.0 for alpha in self.interpolate):
+            raise ValueError(f"interpolate: each weight of the trained model must be strictly between 0 and 1 (0 is "
+                             f"the pretrained model, step 0; 1 the last step), got {self.interpolate}")
+        if self.interpolate and not self.validate_every:
+            raise ValueError("interpolate: the mixes are chosen on the held-out labels; set validate_every > 0")
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
         if self.max_length is not None and self.max_length < 16:

@@ -117,6 +117,13 @@ def l2sp_penalty(model, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
+def mix_weights(pretrained: dict[str, torch.Tensor], trained: dict[str, torch.Tensor], alpha: float) -> dict:
+    """alpha * trained + (1 - alpha) * pretrained for every floating-point tensor (integer buffers such as position
+    ids are the same in both and are kept)."""
+    return {name: alpha * value + (1 - alpha) * pretrained[name] if value.is_floating_point() else value
+            for name, value in trained.items()}
+
+
 def _schedule(optimizer, steps: int, warmup: float):
     warm = max(1, int(steps * warmup))
 
@@ -135,6 +142,7 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint"
     anchor = encoder_anchor(model) if cfg.l2sp_weight > 0 else {}  # taken before a checkpoint replaces the model
+    pretrained = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.interpolate else {}
     model, tokenizer, state = resume_stage(ckpt, model, tokenizer, sampler, "supervised", cfg.steps, resume, log)
     start = state["step"]
     if frozen is not None:
@@ -192,6 +200,12 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
                                                      "optimizer": optimizer.state_dict(),
                                                      "scheduler": scheduler.state_dict(),
                                                      "selection": selection.state})
+    if pretrained and selection.active:
+        last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        for alpha in cfg.interpolate:
+            model.load_state_dict(mix_weights(pretrained, last, alpha))
+            selection.check(stopped_at or cfg.steps, model, tokenizer, {"interpolation": alpha})
+        model.load_state_dict(last)
     logger.close()
     model.eval()
     save_model(out_dir / ("last" if selection.active else "final"), model, tokenizer)

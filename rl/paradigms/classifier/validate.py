@@ -71,14 +71,16 @@ class Selection:
         improved = best is None or figure["macro_f1"] > best
         if improved:
             save_model(self.folder, model, tokenizer)
-            self.state.update(best=figure["macro_f1"], best_step=step, stale=0)
+            self.state.update(best=figure["macro_f1"], best_step=step, stale=0,
+                              best_interpolation=(extra or {}).get("interpolation"))
         else:
             self.state["stale"] += 1
         self.state["history"].append({"step": step, "macro_f1": figure["macro_f1"], "sets": figure["sets"],
                                       **(extra or {})})
         if self.logger is not None:
             self.logger.log(step, {"heldout_macro_f1": figure["macro_f1"], "heldout_base": base, **(extra or {})})
-        self.log(f"held-out labels after step {step}: macro-F1 {figure['macro_f1']:.4f} (base encoder {base:.4f}; "
+        mixed = f" mixed {extra['interpolation']} with the pretrained weights" if "interpolation" in (extra or {}) else ""
+        self.log(f"held-out labels after step {step}{mixed}: macro-F1 {figure['macro_f1']:.4f} (base encoder {base:.4f}; "
                  f"best {self.state['best']:.4f} at step {self.state['best_step']})")
         return figure
 
@@ -91,6 +93,8 @@ class Selection:
             return {}
         base = self.validator.base["macro_f1"]
         best = self.state["best"]
+        # chosen_interpolation: the WiSE-FT weight of the chosen step's weights (None: not a mix)
         return {"heldout": {"chosen_step": self.state["best_step"], "macro_f1": best, "base_encoder": base,
+                            "chosen_interpolation": self.state.get("best_interpolation"),
                             "at_or_above_base": best is not None and best >= base,
                             "history": self.state["history"]}}
