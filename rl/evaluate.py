@@ -102,7 +102,8 @@ def evaluate_command(args) -> int:
             payload["fusion"] = fusion is not None
             payload["fusion_weight"] = fusion
             payload["answers"] = answers
-            payload["scoring"] = reranker.settings.get("scoring", "greedy")
+            if "scoring" in reranker.settings:  # groupwise's choice; other paradigms have one way to score
+                payload["scoring"] = reranker.settings["scoring"]
         print(json.dumps(payload, indent=2))
     else:
         fused = "" if not args.model else f", fusion {'on (weight %s)' % fusion if fusion is not None else 'off'}"

@@ -49,6 +49,8 @@ def assert_export_reproduces(run_dir: Path, paradigm: str, folder: Path) -> dict
     for metric in ("ndcg@10", "mrr@10", "queries"):
         assert abs(payload[metric] - after["reranked"][metric]) <= 1e-9, metric
     assert payload["answers"] == after["answers"]  # the same prompts got the same answers
+    # only groupwise chooses how to read scores (expected or greedy); no other paradigm may claim a setting
+    assert ("scoring" in payload) == (paradigm == "groupwise")
     return payload
 
 
