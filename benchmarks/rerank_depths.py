@@ -1,7 +1,7 @@
 """nDCG@10 of a finished run's reranking at several first-stage depths, with and without fusion, from its own
 scores: no model is loaded.
 
-With single-passage windows (`evaluate.window: 1`, the CPU recipes) a passage's score does not depend on which
+With single-passage windows (`evaluate.window: 1`, the CPU recipes; every pointwise run) a passage's score does not depend on which
 other passages were ranked, so reranking the top-20 is the top-100 run's scores restricted to the first 20
 candidates; fusion min-max normalises the first-stage scores over the candidates kept. (With larger windows the
 figures for a smaller depth would need a new pass, and this script refuses.)
@@ -32,8 +32,10 @@ def main() -> int:
     from rerank_rl.rl.paradigms.groupwise import fuse
 
     config = yaml.safe_load((args.run_dir / "config.yaml").read_text())
-    if config["evaluate"]["window"] != 1:
-        sys.exit("rerank_depths.py reads single-passage runs only (evaluate.window: 1); rerun evaluate per depth")
+    single = config["paradigm"] == "pointwise" or config["evaluate"].get("window") == 1
+    if not single:
+        sys.exit("rerank_depths.py reads single-passage runs only (pointwise, or evaluate.window: 1); rerun evaluate "
+                 "per depth")
     reranked = {qid: dict(hits) for qid, hits in read_trec_run(args.run_dir / "metrics" / "after.run").items()}
     examples = [dict(row) for row in load_from_disk(str(args.run_dir / "data" / "eval"))]
     if config["data"]["eval"].get("qrels"):  # the full judgments: relevant passages beyond the candidates count too
