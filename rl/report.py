@@ -93,9 +93,12 @@ def _eval_row(name: str, metrics: dict | None) -> tuple | None:
         return None
     fused = " (fused with the first stage)" if metrics.get("grade_means_fused") else ""
     answers = metrics.get("answers", {})
+    # groupwise counts scores and unscored passages; pointwise counts grades and unparsed answers; setwise picks
+    # (no score to spread: std left blank)
+    counts = answers.get("score_counts", answers.get("grade_counts"))
     return (f"{name} training, evaluation set{fused}", metrics["grade_means"],
-            score_std(answers.get("score_counts", {})), answers.get("unscored_passages", "?"),
-            answers.get("passages", "?"))
+            score_std(counts) if counts is not None else None,
+            answers.get("unscored_passages", answers.get("unparsed", "?")), answers.get("passages", "?"))
 
 
 def _grade_table(before: dict | None, probes: list[dict], after: dict | None) -> list[str]:
@@ -112,7 +115,8 @@ def _grade_table(before: dict | None, probes: list[dict], after: dict | None) ->
              "|---" * (len(grades) + 3) + "|"]
     for label, means, std, unscored, passages in rows:
         cells = [f"{means[g]:.2f}" if g in means else "-" for g in grades]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {std:.2f} | {unscored}/{passages} |")
+        spread = "-" if std is None else f"{std:.2f}"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {spread} | {unscored}/{passages} |")
     return lines
 
 

@@ -114,5 +114,8 @@ def test_erank_recipe_end_to_end(tmp_path, tiny_lm_path, monkeypatch):
     assert after["paradigm"] == "pointwise" and after["answers"]["passages"] == 10
     bundle = json.loads((run_dir / "export/bundle.json").read_text())
     assert bundle["paradigm"] == "pointwise" and bundle["answer_format"] == "grade"
+    # the report's grade table counts pointwise answers as they are named (grades, unparsed), not as "?"
+    report = (run_dir / "report.md").read_text()
+    assert f"| {after['answers']['unparsed']}/{after['answers']['passages']} |" in report and "?/" not in report
 
     assert_export_reproduces(run_dir, "pointwise", tmp_path)
