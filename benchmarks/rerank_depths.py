@@ -1,10 +1,10 @@
 """nDCG@10 of a finished run's reranking at several first-stage depths, with and without fusion, from its own
 scores: no model is loaded.
 
-With single-passage windows (`evaluate.window: 1`, the CPU recipes; every pointwise run) a passage's score does not depend on which
-other passages were ranked, so reranking the top-20 is the top-100 run's scores restricted to the first 20
-candidates; fusion min-max normalises the first-stage scores over the candidates kept. (With larger windows the
-figures for a smaller depth would need a new pass, and this script refuses.)
+With one passage per prompt (`evaluate.window: 1`, the CPU recipes; every pointwise run) a passage's score does
+not depend on which other passages were ranked, so reranking the top-20 is the top-100 run's scores restricted to
+the first 20 candidates; fusion min-max normalises the first-stage scores over the candidates kept. (With larger
+windows the figures for a smaller depth would need a new pass, and this script refuses.)
 
     python benchmarks/rerank_depths.py RUN_DIR [--depths 20 100] [--fusion 0.6]
 """

@@ -79,9 +79,10 @@ class Selection:
                                       **(extra or {})})
         if self.logger is not None:
             self.logger.log(step, {"heldout_macro_f1": figure["macro_f1"], "heldout_base": base, **(extra or {})})
-        mixed = f" mixed {extra['interpolation']} with the pretrained weights" if "interpolation" in (extra or {}) else ""
-        self.log(f"held-out labels after step {step}{mixed}: macro-F1 {figure['macro_f1']:.4f} (base encoder {base:.4f}; "
-                 f"best {self.state['best']:.4f} at step {self.state['best_step']})")
+        alpha = (extra or {}).get("interpolation")
+        mixed = "" if alpha is None else f" mixed {alpha} with the pretrained weights"
+        self.log(f"held-out labels after step {step}{mixed}: macro-F1 {figure['macro_f1']:.4f} "
+                 f"(base encoder {base:.4f}; best {self.state['best']:.4f} at step {self.state['best_step']})")
         return figure
 
     def stop(self) -> bool:
