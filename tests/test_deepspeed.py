@@ -23,6 +23,12 @@ from rerank_rl.rl.stages.sft import run_sft
 stage, run_dir, model, *overrides = sys.argv[1:]
 config = load_recipe(sys.argv[0].replace("worker.py", "recipe.yaml"), overrides)
 (run_sft if stage == "sft" else run_rl)(config, Path(run_dir), model)
+# Ray Train tears the process group down for the stages it runs; a bare torchrun worker must do it itself, or a
+# rank can exit while gloo's threads still run and abort ("terminate called without an active exception").
+import torch.distributed as dist
+if dist.is_initialized():
+    dist.barrier()
+    dist.destroy_process_group()
 """
 # The tiny random model never writes a valid answer: a reward by length makes the GRPO step's advantages non-zero.
 LENGTH_REWARD = """
