@@ -87,13 +87,13 @@ class SlotCollator:
 
         prompts = [(q, p) for q, row in enumerate(rows) for p in row]
         ids, mask = left_pad([p["input_ids"] for _, p in prompts], self.pad_id)
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": left_pad([p["labels"] for _, p in prompts],
-                                                                              IGNORE)[0]}
         width = len(ids[0])
+        pads = [width - len(p["input_ids"]) for _, p in prompts]
+        labels = [[IGNORE] * pad + list(p["labels"]) for pad, (_, p) in zip(pads, prompts)]
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         slot_row, slot_pos, slot_query, slot_target = [], [], [], []
         keep_from = width - 1
-        for r, (q, p) in enumerate(prompts):
-            pad = width - len(p["input_ids"])
+        for r, (pad, (q, p)) in enumerate(zip(pads, prompts)):
             first_label = next((i for i, t in enumerate(p["labels"]) if t != IGNORE), len(p["labels"]))
             keep_from = min(keep_from, pad + first_label - 1)  # the position that predicts the first label
             for pos, target in zip(p["slots"], p["targets"]):
