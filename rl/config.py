@@ -151,8 +151,49 @@ def build(schema: type, data: dict, source: str, prefix: str = ""):
     return obj
 
 
-def read_yaml(path: str | Path) -> dict:
+INCLUDE = "include"
+
+
+def read_yaml(path: str | Path, _including: tuple[Path, ...] = ()) -> dict:
+    """A recipe file as a mapping, with every `include: FILE` expanded (see `_expand_includes`)."""
     path = Path(path)
+    data = _read_mapping(path)
+    return _expand_includes(data, path, (*_including, path.resolve()))
+
+
+def _expand_includes(node, path: Path, including: tuple[Path, ...]):
+    """A mapping with `include: FILE` takes FILE's keys (a path relative to the including file), then its own on
+    top: mappings merge key by key, anything else (lists too) is replaced. Recipes that share a section (the real-data
+    synthesis of the DL recipes) keep it in one file under configs/parts/."""
+    if isinstance(node, list):
+        return [_expand_includes(item, path, including) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _expand_includes(value, path, including) for key, value in node.items()}
+    if INCLUDE not in node:
+        return node
+    target = node.pop(INCLUDE)
+    if not isinstance(target, str) or not target:
+        raise UserError(f"{path}: '{INCLUDE}' expects a YAML file path, got {target!r}")
+    target = path.parent / target
+    if target.resolve() in including:
+        chain = " -> ".join(p.name for p in (*including, target))
+        raise UserError(f"{path}: '{INCLUDE}' makes a cycle ({chain})")
+    if not target.is_file():
+        raise UserError(f"{path}: '{INCLUDE}': no such file {target}")
+    return merge_mappings(read_yaml(target, including), node)
+
+
+def merge_mappings(base: dict, top: dict) -> dict:
+    """`base` with `top`'s keys on top; nested mappings merge, other values are replaced."""
+    merged = dict(base)
+    for key, value in top.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_mappings(merged[key], value) if both else value
+    return merged
+
+
+def _read_mapping(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: no such config file" if not path.exists() else f"{path}: is not a file")
     try:

@@ -169,3 +169,33 @@ def test_a_reward_of_another_answer_format_fails_at_load(tmp_path):
     assert "'answer_format' reads 'choice' answers" in error_of(path)
     path.write_text("paradigm: groupwise\nrl:\n  rewards: {grouprank_answer_only: 1.0, format: 0.1}\n")
     assert load_recipe(path).rl.rewards["format"] == 0.1  # tag-only rewards read no answer: any paradigm
+
+
+def test_include_merges_a_shared_section_under_the_recipes_own_keys(tmp_path):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "rl.yaml").write_text("max_steps: 7\nlearning_rate: 1.0e-5\nrewards: {format: 1.0}\n")
+    path = recipe(tmp_path, "rl:\n  include: parts/rl.yaml\n  learning_rate: 2.0e-5\n  rewards: {ndcg: 1.0}\n")
+    config = load_recipe(path, ["rl.max_steps=9"])
+    # the part's key survives, the recipe's own keys win, a mapping the recipe names is merged, --set wins last
+    assert config.rl.max_steps == 9 and config.rl.learning_rate == 2.0e-5
+    assert config.rl.rewards == {"format": 1.0, "ndcg": 1.0}
+    assert load_recipe(path).rl.max_steps == 7
+
+
+def test_include_errors_name_the_file(tmp_path):
+    missing = recipe(tmp_path, "rl:\n  include: nowhere.yaml\n", "missing.yaml")
+    assert error_of(missing).startswith(f"{missing}: 'include': no such file")
+    (tmp_path / "a.yaml").write_text("include: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("include: a.yaml\n")
+    assert "makes a cycle (a.yaml -> b.yaml -> a.yaml)" in error_of(tmp_path / "a.yaml")
+    (tmp_path / "broken.yaml").write_text("max_steps: [1\n")
+    broken_part = recipe(tmp_path, "rl:\n  include: broken.yaml\n", "uses_broken.yaml")
+    assert error_of(broken_part).startswith(f"{tmp_path / 'broken.yaml'}:")
+    assert "expects a YAML file path" in error_of(recipe(tmp_path, "rl:\n  include: [a, b]\n", "listed.yaml"))
+
+
+def test_the_dl_recipes_share_one_synthesis_section():
+    names = ("grouprank_dl", "rank_r1_dl", "erank_dl")
+    sections = [load_recipe(CONFIG_DIR / f"{name}.yaml").synthesize for name in names]
+    assert sections[0] == sections[1] == sections[2]
+    assert sections[0].extra_sources[1].max_queries == 200 and sections[0].labels.teacher == "encoder"
