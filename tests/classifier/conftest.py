@@ -53,3 +53,32 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def heldout_of_run(shared_data):
+    """A function: (recipe path, its overrides) -> (validation groups, test groups) as the run drew them, so a test
+    can score a run's saved model on the texts it was chosen on and on those it was not."""
+    from rerank_rl.rl.config import load_recipe
+    from rerank_rl.rl.paradigms.classifier.data import load_sets
+    from rerank_rl.rl.paradigms.classifier.holdout import split_holdout
+
+    def rebuild(recipe, overrides):
+        cfg = load_recipe(recipe, [f"data.root={shared_data}", *overrides])
+        sets = load_sets(cfg.data.train, shared_data, cfg.data.train_per_set, cfg.seed)
+        _, groups, tests = split_holdout(sets, cfg.data, cfg.seed)
+        return groups, tests
+
+    return rebuild
+
+
+@pytest.fixture
+def heldout_score():
+    """A function: (model folder, groups, token limit) -> the held-out macro-F1 of the saved model on the groups."""
+    from rerank_rl.rl.paradigms.classifier.model import load_model
+    from rerank_rl.rl.paradigms.classifier.validate import Validator
+
+    def score(folder, groups, max_length=256):
+        return Validator(groups, "minilm", max_length, base={"macro_f1": None})(*load_model(folder))["macro_f1"]
+
+    return score

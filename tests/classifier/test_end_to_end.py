@@ -50,19 +50,24 @@ def test_run_writes_metrics_for_every_model(tiny_run):
     assert all("heldout_base" in row for row in log if "heldout_macro_f1" in row)
 
 
-def test_heldout_labels_are_measured_and_choose_the_checkpoint(tiny_run):
+def test_heldout_labels_are_measured_and_choose_the_checkpoint(tiny_run, heldout_of_run, heldout_score):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
+    groups, tests = heldout_of_run(CONFIG_DIR / "gliclass_tiny.yaml", UNI_ENCODER[1::2])
     held = set(metrics["heldout_labels"])
     assert held and not held & {label.casefold() for label in metrics["seen_labels"]}  # never trained on
     assert any(name.startswith("trec_dl_queries:dl21#") for name in metrics["heldout_groups"])
-    base = metrics["baseline"]["held-out labels"]["macro_f1"]
+    base = metrics["supervised_training"]["heldout"]["base_encoder"]
     for stage, evaluated in (("supervised_training", "supervised"), ("ppo_training", "ppo")):
         choice = metrics[stage]["heldout"]
         figures = [h["macro_f1"] for h in choice["history"]]
         assert choice["macro_f1"] == max(figures) and choice["base_encoder"] == base
         assert figures.index(max(figures)) == [h["step"] for h in choice["history"]].index(choice["chosen_step"])
-        # The stage's model is the chosen checkpoint: evaluated afresh it gives the figure it was chosen for.
-        assert metrics[evaluated]["held-out labels"]["macro_f1"] == pytest.approx(choice["macro_f1"], abs=1e-9)
+        # The stage's model is the chosen checkpoint: scored afresh it gives the figure it was chosen for; its
+        # reported figure is on the held-out labels' other texts.
+        final = tiny_run / evaluated / "final"
+        assert heldout_score(final, groups, 64) == pytest.approx(choice["macro_f1"], abs=1e-6)
+        assert metrics[evaluated]["held-out labels"]["macro_f1"] == pytest.approx(heldout_score(final, tests, 64),
+                                                                                  abs=1e-6)
     # PPO starts from the supervised choice and may only keep it or better it.
     assert metrics["ppo_training"]["heldout"]["macro_f1"] >= metrics["supervised_training"]["heldout"]["macro_f1"]
     assert metrics["supervised_training"]["distinct_labels"]["with_target"] > 30
@@ -77,10 +82,16 @@ def test_heldout_verdict_compares_the_final_stage_with_the_base():
     above = {"macro_f1": 0.8, "base_encoder": 0.75}
     below = {"macro_f1": 0.6, "base_encoder": 0.75}
     assert heldout_verdict({}) == ""
+    # Without test texts, the choice's own figure, flagged as chosen on those texts.
+    assert "validation texts it was chosen on" in heldout_verdict({"supervised_training": {"heldout": above}})
     assert "+5.0 points" in heldout_verdict({"supervised_training": {"heldout": above}})
     # PPO's choice is the final model when PPO ran.
     assert "15.0 points BELOW" in heldout_verdict({"supervised_training": {"heldout": above},
                                                    "ppo_training": {"heldout": below}})
+    # With test texts, the final evaluation on them decides, whatever the validation figure said.
+    tested = {"supervised_training": {"heldout": above}, "baseline": {"held-out labels": {"macro_f1": 0.7}},
+              "supervised": {"held-out labels": {"macro_f1": 0.65}}}
+    assert heldout_verdict(tested).startswith("WARNING held-out labels: the final model (0.650) is 5.0 points")
 
 
 def test_export_reloads_in_gliclass_with_same_predictions(tiny_run, shared_data):

@@ -27,9 +27,9 @@ def test_split_holds_out_whole_labels_and_sets():
     sets = {"intents": _intents(), "topics": [{"text": f"t{i}", "label_names": topics, "gold_labels": [topics[i % 3]]}
                                               for i in range(9)],
             "small": [{"text": "x", "label_names": ["yes", "no"], "gold_labels": ["yes"]}]}
-    cfg = DataConfig(train=list(sets), holdout_labels={"intents": 0.3}, holdout_sets=["topics"], holdout_examples=40,
-                     max_labels=2)
-    train, groups = split_holdout(sets, cfg, seed=0)
+    cfg = DataConfig(train=list(sets), holdout_labels={"intents": 0.3}, holdout_sets=["topics"], holdout_examples=4,
+                     holdout_test_examples=40, max_labels=2)
+    train, groups, tests = split_holdout(sets, cfg, seed=0)
     assert "topics" not in train and train["small"] == sets["small"]  # held out whole; not named
     trained = set(label_names(train["intents"]))
     held = set(label_names(sets["intents"])) - trained
@@ -44,6 +44,14 @@ def test_split_holds_out_whole_labels_and_sets():
         assert len(offered) == 2 and all(r["label_names"] == offered and set(r["gold_labels"]) <= set(offered)
                                          for r in rows)
     assert set(groups["intents#1"][0]["label_names"]) <= held
+    # Test texts: the same groups' other texts (the choice never sees them), all that are left when few.
+    assert sorted(tests) == ["intents#1", "topics#1"]
+    for name, rows in tests.items():
+        assert rows[0]["label_names"] == groups[name][0]["label_names"]
+        assert not {r["text"] for r in rows} & {r["text"] for r in groups[name]}
+    # 4 validation texts per set over its 2 chunks (2 each); 2 labels x 6 texts leave 10 to test on
+    assert len(groups["intents#1"]) == 2 and len(tests["intents#1"]) == 10
+    assert split_holdout(sets, DataConfig(**{**cfg.__dict__, "holdout_test_examples": 0}), seed=0)[2] == {}
     # The same seed holds out the same labels; another seed others.
     assert split_holdout(sets, cfg, seed=0)[1] == groups
     other = {label for s in range(1, 5) for label in split_holdout(sets, cfg, seed=s)[1]["intents#1"][0]["label_names"]}

@@ -75,6 +75,9 @@ class DataConfig:
     holdout_labels: dict[str, float] = field(default_factory=dict)
     holdout_sets: list[str] = field(default_factory=list)  # training sets held out whole (validation only)
     holdout_examples: int = 200  # validation texts per held-out set (spread over its groups)
+    # Other texts of the held-out labels, never used for checkpoint choice: the held-out figure reported for the
+    # chosen model and the base encoder (0: none; the report then has no held-out column).
+    holdout_test_examples: int = 200
 
     def validate(self):
         if not self.train:
@@ -91,6 +94,8 @@ class DataConfig:
             raise ValueError("label_variants must be in [0, 1]")
         if self.holdout_examples < 10:
             raise ValueError("holdout_examples must be at least 10")
+        if self.holdout_test_examples < 0:
+            raise ValueError("holdout_test_examples must be >= 0")
         for key, specs in (("holdout_sets", self.holdout_sets), ("holdout_labels", list(self.holdout_labels))):
             stray = [spec for spec in specs if spec not in self.train]
             if stray:

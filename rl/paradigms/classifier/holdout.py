@@ -36,11 +36,13 @@ def held_out_labels(sets: dict[str, list[dict]], cfg: DataConfig, seed: int) -> 
 
 
 def split_holdout(sets: dict[str, list[dict]], cfg: DataConfig, seed: int):
-    """(training sets without any held-out label, {group name: validation rows}).
+    """(training sets without any held-out label, {group name: validation rows}, {group name: test rows}).
 
     A held-out label string leaves every training set, wherever it occurs. A text whose gold labels are partly held
     out goes nowhere (as training it would teach that held-out gold label is wrong; as validation its other label is
     not offered). Each group offers one chunk of a set's held-out labels to the texts whose gold labels lie in it.
+    Test rows are other texts of the same groups: checkpoint choice looks at the validation rows only, so the figure
+    reported for the chosen model is not the maximum it was chosen for.
     """
     held = held_out_labels(sets, cfg, seed)
     out = {label.casefold() for labels in held.values() for label in labels}
@@ -51,17 +53,26 @@ def split_holdout(sets: dict[str, list[dict]], cfg: DataConfig, seed: int):
         kept = [row for row in rows if not any(g.casefold() in out for g in row["gold_labels"])]
         train[spec] = [{**row, "label_names": [n for n in row["label_names"] if n.casefold() not in out]}
                        for row in kept]
-    groups = {}
+    groups, tests = {}, {}
     for spec, labels in held.items():
         chunks = _chunks(labels, cfg.max_labels)
         per_group = max(1, cfg.holdout_examples // len(chunks))
+        per_test = cfg.holdout_test_examples // len(chunks)
         for i, chunk in enumerate(chunks):
             inside = set(chunk)
             rows = [{**row, "label_names": chunk} for row in sets[spec]
                     if row["gold_labels"] and set(row["gold_labels"]) <= inside]
-            if len({g for row in rows for g in row["gold_labels"]}) >= 2:  # a one-class group measures nothing
-                groups[f"{spec}#{i + 1}"] = sample(rows, per_group, seed)
-    return train, groups
+            if _classes(rows) >= 2:  # a one-class group measures nothing
+                groups[f"{spec}#{i + 1}"] = validation = sample(rows, per_group, seed)
+                chosen = {id(row) for row in validation}
+                test = sample([row for row in rows if id(row) not in chosen], per_test, seed + 1) if per_test else []
+                if _classes(test) >= 2:
+                    tests[f"{spec}#{i + 1}"] = test
+    return train, groups, tests
+
+
+def _classes(rows: list[dict]) -> int:
+    return len({g for row in rows for g in row["gold_labels"]})
 
 
 def _chunks(labels: list[str], size: int) -> list[list[str]]:
