@@ -92,6 +92,10 @@ class SFTSection:
     # answer_only; batch_size then counts queries, each with all its groups)
     loss: Literal["tokens", "slots"] = "tokens"
     rank_weight: float = 1.0  # slots only: weight of the ranking term beside the cross-entropy
+    # slots only: pairwise (logistic loss on ordered pairs) | listwise (KL between softmax(targets / T) and
+    # softmax(expected scores / T) over a query's passages, T = rank_temperature on the 0-9 digit scale)
+    rank_loss: Literal["pairwise", "listwise"] = "pairwise"
+    rank_temperature: float = 1.0
     # tokens only: prompt + answer tokens kept per example; longer ones lose the end of their answer (counted and
     # warned about at the stage's start, see sft/lengths.json)
     max_length: int = 2048
@@ -101,6 +105,8 @@ class SFTSection:
     def validate(self) -> None:
         if self.rank_weight < 0:
             raise ValueError(f"rank_weight must be >= 0, got {self.rank_weight}")
+        if self.rank_temperature <= 0:
+            raise ValueError(f"rank_temperature must be > 0, got {self.rank_temperature}")
         if self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}")
         if self.trl_args:

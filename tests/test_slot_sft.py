@@ -120,3 +120,50 @@ def test_tail_logits_of_a_left_padded_batch_equal_each_prompt_alone(tokenizer, t
     e = torch.stack(expected)  # targets 9 > 5 > 2: pairs (0,1), (0,2), (2,1)
     ref_rank = torch.nn.functional.softplus(-torch.stack([e[0] - e[1], e[0] - e[2], e[2] - e[1]])).mean()
     assert rank.item() == pytest.approx(ref_rank.item(), abs=1e-4)
+
+
+def test_listwise_term_follows_the_teachers_scores_per_query():
+    import torch
+
+    from rerank_rl.rl.stages.slot_sft import listwise_loss
+
+    target = torch.tensor([9.0, 3.0, 0.0, 5.0])
+    query = torch.tensor([0, 0, 0, 1])  # query 1 has one passage: no list, no loss
+    assert listwise_loss(target.clone(), target, query, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+    shifted = listwise_loss(target + 2.0, target, query, 1.0)  # a constant shift keeps the distribution
+    assert shifted.item() == pytest.approx(0.0, abs=1e-6)
+    expected = torch.tensor([3.0, 3.0, 3.0, 0.0], requires_grad=True)
+    loss = listwise_loss(expected, target, query, 1.0)
+    loss.backward()
+    # the gradient raises the teacher's best passage, lowers its worst, and leaves the lone passage alone
+    assert loss.item() > 0.5 and expected.grad[0] < 0 < expected.grad[2] and expected.grad[3] == 0
+    # a higher temperature flattens both distributions: the same disagreement costs less
+    assert listwise_loss(expected.detach(), target, query, 4.0).item() < loss.item()
+    assert listwise_loss(torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([0]), 1.0).item() == 0.0
+
+
+def test_the_recipes_rank_loss_reaches_the_trainer(tokenizer, tiny_lm_path, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+    from rerank_rl.rl.stages.slot_sft import build_slot_trainer
+
+    groups = [{"qid": "q", "query": "a short query", "doc_texts": [text], "labels": [label]}
+              for text, label in (("x x x", 3), ("y " * 30, 0), ("z z", 1))]
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    losses = {}
+    for kind in ("pairwise", "listwise"):
+        config = load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", ["sft.loss=slots", f"sft.rank_loss={kind}",
+                                                                  "sft.rank_weight=2.0", "lora.enabled=false"])
+        model = AutoModelForCausalLM.from_pretrained(tiny_lm_path).eval()
+        trainer = build_slot_trainer(config, model, tokenizer, groups, args)
+        batch = trainer.data_collator([trainer.train_dataset[0]])
+        with torch.no_grad():
+            losses[kind] = trainer.compute_loss(model, batch).item()
+            keep = batch["input_ids"].shape[1] - int(batch["keep_from"])
+            tail = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         position_ids=batch["position_ids"], logits_to_keep=keep).logits
+            token_ce, rank = slot_losses(tail, batch, trainer.digit_ids, kind, config.sft.rank_temperature)
+        assert losses[kind] == pytest.approx(token_ce.item() + 2.0 * rank.item(), abs=1e-5)
+    assert losses["pairwise"] != pytest.approx(losses["listwise"], abs=1e-4)

@@ -8,8 +8,9 @@ for matching the majority score. This loss removes both shortcuts:
 - **filler scores**: in the training input every slot's score is a random one, so earlier scores carry nothing;
   each slot is trained on its own gold first digit (10 is trained as 9: one token names the score, and the
   expected-value reading of rl/scoring.py needs no second digit);
-- **a ranking term**: a pairwise logistic loss on the slots' expected scores (over the digits 0-9) between passages
-  of one query, across all of that query's prompts, so only telling passages apart lowers it;
+- **a ranking term**: a pairwise logistic loss (or, `rank_loss: listwise`, a KL between the softmax of the targets
+  and of the predictions) on the slots' expected scores (over the digits 0-9) between passages of one query, across
+  all of that query's prompts, so only telling passages apart lowers it;
 - the skeleton tokens around the slots keep their cross-entropy, so greedy decoding still writes the format.
 
 One training row is one query: all its groups (prompts) go through the model in one padded pass.
@@ -106,9 +107,10 @@ class SlotCollator:
         return out
 
 
-def slot_losses(logits, batch: dict, digit_ids: list[int]):
-    """(token cross-entropy, pairwise ranking loss) for a padded batch; `logits` (rows, length - keep_from, vocab)
-    cover the positions from `batch["keep_from"]` on."""
+def slot_losses(logits, batch: dict, digit_ids: list[int], rank_loss: str = "pairwise",
+                temperature: float = 1.0):
+    """(token cross-entropy, ranking loss) for a padded batch; `logits` (rows, length - keep_from, vocab) cover the
+    positions from `batch["keep_from"]` on."""
     import torch
     import torch.nn.functional as F
 
@@ -117,12 +119,32 @@ def slot_losses(logits, batch: dict, digit_ids: list[int]):
     token_ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
     slot_logits = logits[batch["slot_row"], batch["slot_pos"] - keep_from][:, digit_ids].float()
     expected = slot_logits.softmax(-1) @ torch.arange(10, dtype=torch.float32, device=slot_logits.device)
-    target, query = batch["slot_target"], batch["slot_query"]
-    # pairs (i, j) of one query where i should score above j
+    ranking = listwise_loss if rank_loss == "listwise" else pairwise_loss
+    return token_ce, ranking(expected, batch["slot_target"], batch["slot_query"], temperature)
+
+
+def pairwise_loss(expected, target, query, _temperature=None):
+    """Logistic loss over the pairs (i, j) of one query where i should score above j."""
+    import torch.nn.functional as F
+
     pairs = (target[:, None] > target[None, :]) & (query[:, None] == query[None, :])
     margin = expected[:, None] - expected[None, :]
-    rank = (F.softplus(-margin) * pairs).sum() / pairs.sum().clamp(min=1)
-    return token_ce, rank
+    return (F.softplus(-margin) * pairs).sum() / pairs.sum().clamp(min=1)
+
+
+def listwise_loss(expected, target, query, temperature: float):
+    """Mean over queries of KL(softmax(target / T) || softmax(expected / T)) over the query's passages: the whole
+    order of the teacher's scores, and how far apart they are, not only which of two is higher (0 when they agree)."""
+    import torch
+
+    losses = []
+    for q in query.unique():
+        inside = query == q
+        if int(inside.sum()) < 2:
+            continue
+        goal = (target[inside] / temperature).softmax(0)
+        losses.append((goal * (goal.clamp_min(1e-12).log() - (expected[inside] / temperature).log_softmax(0))).sum())
+    return torch.stack(losses).mean() if losses else expected.sum() * 0.0
 
 
 def make_trainer_class():
@@ -131,6 +153,8 @@ def make_trainer_class():
 
     class SlotTrainer(Trainer):
         rank_weight = 1.0
+        rank_loss = "pairwise"
+        rank_temperature = 1.0
         digit_ids: list[int] = []
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -139,7 +163,7 @@ def make_trainer_class():
             keep = inputs["input_ids"].shape[1] - int(inputs["keep_from"])
             outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                             position_ids=inputs["position_ids"], logits_to_keep=keep)
-            token_ce, rank = slot_losses(outputs.logits, batch, self.digit_ids)
+            token_ce, rank = slot_losses(outputs.logits, batch, self.digit_ids, self.rank_loss, self.rank_temperature)
             loss = token_ce + self.rank_weight * rank
             parts = self.__dict__.setdefault("_parts", {"token_ce": [], "rank_loss": []})
             parts["token_ce"].append(token_ce.item())
@@ -183,6 +207,7 @@ def build_slot_trainer(config, model, tokenizer, groups, args):
         model = get_peft_model(model, peft_config)
     trainer_class = make_trainer_class()
     trainer_class.rank_weight = config.sft.rank_weight
+    trainer_class.rank_loss, trainer_class.rank_temperature = config.sft.rank_loss, config.sft.rank_temperature
     trainer_class.digit_ids = digit_token_ids(tokenizer)
     rows = query_rows(config, groups, tokenizer, seed=config.seed)
     return trainer_class(model=model, args=args, train_dataset=_Rows(rows),
