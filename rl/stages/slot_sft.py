@@ -136,6 +136,7 @@ def listwise_loss(expected, target, query, temperature: float):
     """Mean over queries of KL(softmax(target / T) || softmax(expected / T)) over the query's passages: the whole
     order of the teacher's scores, and how far apart they are, not only which of two is higher (0 when they agree)."""
     import torch
+    import torch.nn.functional as F
 
     losses = []
     for q in query.unique():
@@ -143,7 +144,7 @@ def listwise_loss(expected, target, query, temperature: float):
         if int(inside.sum()) < 2:
             continue
         goal = (target[inside] / temperature).softmax(0)
-        losses.append((goal * (goal.clamp_min(1e-12).log() - (expected[inside] / temperature).log_softmax(0))).sum())
+        losses.append(F.kl_div((expected[inside] / temperature).log_softmax(0), goal, reduction="sum"))
     return torch.stack(losses).mean() if losses else expected.sum() * 0.0
 
 
