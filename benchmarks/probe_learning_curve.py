@@ -7,10 +7,11 @@ of the teacher's 0-10 scores and of the model's scores. Every `--eval-every` ste
 `--queries` DL19 queries' BM25 top `--depth` and prints nDCG@10 beside BM25's on the same lists.
 
     python benchmarks/probe_learning_curve.py --pools runs/synthesis-dl-teacher/pools [--lora 0] [--lr 2e-5]
-        [--steps 300] [--queries 20] [--depth 30] [--threads 2]
+        [--freeze 0] [--steps 300] [--queries 20] [--depth 30] [--threads 2]
 
 `--pools` is the synthesis stage's output (`rerank-rl synthesize configs/synthesis_dl_teacher.yaml`); at most 200
-SciFact pools are used, as in the DL recipes. Full fine-tuning by default (`--lora R` for LoRA of rank R).
+SciFact pools are used, as in the DL recipes. Full fine-tuning by default (`--lora R` for LoRA of rank R;
+`--freeze N` keeps the embeddings and the lowest N layers fixed, as `sft.frozen_layers` does in a recipe).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--pools", required=True)
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--lora", type=int, default=0, help="LoRA rank on every linear layer (0: full fine-tuning)")
+    ap.add_argument("--freeze", type=int, default=0, help="lowest transformer layers kept fixed (full FT only)")
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--queries-per-step", type=int, default=2)
@@ -59,6 +61,10 @@ def main() -> None:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=a.lora, lora_alpha=2 * a.lora, target_modules="all-linear"))
+    elif a.freeze:
+        frozen = [model.model.embed_tokens, *model.model.layers[:a.freeze]]
+        for p in (p for m in frozen for p in m.parameters()):
+            p.requires_grad_(False)
     yes = [tokenizer.encode(w)[-1] for w in ("yes", " yes")]
     no = [tokenizer.encode(w)[-1] for w in ("no", " no")]
 

@@ -167,3 +167,40 @@ def test_the_recipes_rank_loss_reaches_the_trainer(tokenizer, tiny_lm_path, tmp_
             token_ce, rank = slot_losses(tail, batch, trainer.digit_ids, kind, config.sft.rank_temperature)
         assert losses[kind] == pytest.approx(token_ce.item() + 2.0 * rank.item(), abs=1e-5)
     assert losses["pairwise"] != pytest.approx(losses["listwise"], abs=1e-4)
+
+
+def test_frozen_layers_stay_at_their_pretrained_weights_and_the_rest_trains(tmp_path, tiny_lm_path, monkeypatch):
+    """sft.frozen_layers through the SFT stage: the embeddings (tied to the output head) and the lowest layers are
+    bit-identical after training, the layers above moved."""
+    from safetensors.torch import load_file
+
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+    from rerank_rl.rl.stages.prepare import prepare_data
+    from rerank_rl.rl.stages.sft import run_sft
+
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    config = load_recipe(CONFIG_DIR / "grouprank_tiny.yaml",
+                         ["ray.enabled=false", "lora.enabled=false", "sft.loss=slots", "sft.frozen_layers=1",
+                          "sft.max_steps=2", "sft.learning_rate=1e-3", "sft.save_steps=10", "evaluate.probe_every=0"])
+    prepare_data(config, tmp_path)
+    merged = run_sft(config, tmp_path, str(tiny_lm_path))
+    base, after = load_file(str(tiny_lm_path / "model.safetensors")), load_file(str(merged / "model.safetensors"))
+    moved = {name: (after[name] - base[name]).abs().max().item() for name in base}
+    frozen = [n for n in moved if n.startswith(("model.embed_tokens.", "model.layers.0."))]
+    trained = [n for n in moved if n.startswith("model.layers.1.") and n.endswith("proj.weight")]
+    assert frozen and trained
+    assert all(moved[n] == 0.0 for n in frozen), {n: moved[n] for n in frozen if moved[n]}
+    assert all(moved[n] > 0.0 for n in trained), {n: moved[n] for n in trained if not moved[n]}
+
+
+def test_frozen_layers_are_checked_against_lora_and_the_model_depth(tiny_lm_path):
+    from transformers import AutoModelForCausalLM
+
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+    from rerank_rl.rl.errors import UserError
+    from rerank_rl.rl.stages.common import freeze_lower_layers
+
+    with pytest.raises(Exception, match="frozen_layers applies to full fine-tuning"):
+        load_recipe(CONFIG_DIR / "grouprank_tiny.yaml", ["lora.enabled=true", "sft.frozen_layers=1"])
+    with pytest.raises(UserError, match="has 2 layers"):
+        freeze_lower_layers(AutoModelForCausalLM.from_pretrained(tiny_lm_path), 2)

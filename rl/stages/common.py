@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from rerank_rl.rl.errors import UserError
+
 
 def last_checkpoint(folder: Path) -> str | None:
     """Newest `checkpoint-N` folder that finished saving (trainer_state.json is written last), else None."""
@@ -97,6 +99,20 @@ def load_causal_lm(path: str, dtype: str = "float32"):
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     return model, tokenizer
+
+
+def freeze_lower_layers(model, count: int) -> None:
+    """Keep the token embeddings (tied to the output head in small LMs) and the lowest `count` transformer layers
+    fixed: autograd then stops above them, so a step costs their forward pass only."""
+    if not count:
+        return
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise UserError(f"sft.frozen_layers: {type(model).__name__} has no model.layers to freeze; set it to 0")
+    if count >= len(layers):
+        raise UserError(f"sft.frozen_layers is {count} but the model has {len(layers)} layers: nothing would train")
+    for module in (model.get_input_embeddings(), *layers[:count]):
+        module.requires_grad_(False)
 
 
 def save_merged(model, tokenizer, out: Path) -> Path:

@@ -16,7 +16,7 @@ from rerank_rl.rl.errors import UserError
 from rerank_rl.rl.orchestration import is_main_process
 from rerank_rl.rl.paradigms import get_paradigm
 from rerank_rl.rl.probe import attach_probe
-from rerank_rl.rl.stages.common import common_args, last_checkpoint, load_causal_lm, lora_config
+from rerank_rl.rl.stages.common import common_args, freeze_lower_layers, last_checkpoint, load_causal_lm, lora_config
 from rerank_rl.rl.stages.saving import save_outputs
 
 
@@ -35,6 +35,7 @@ def run_sft(config, run_dir: Path, base_model: str, resume: bool = False) -> Pat
     out = run_dir / "sft"
     groups = load_from_disk(str(run_dir / "data" / "train_groups"))
     model, tokenizer = load_causal_lm(base_model, config.model.dtype)
+    freeze_lower_layers(model, config.sft.frozen_layers)
     if config.sft.loss == "slots":
         trainer = slot_trainer(config, out, groups, model, tokenizer, base_model)
     else:
