@@ -51,6 +51,7 @@ def main() -> None:
     from rerank_rl.data_synthesis.readers import read_qrels, read_rank_llm
     from rerank_rl.rewards.metrics import evaluate_run, rank_from_scores
     from rerank_rl.rl.models import resolve_model
+    from rerank_rl.rl.stages.common import freeze_lower_layers
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -61,10 +62,8 @@ def main() -> None:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=a.lora, lora_alpha=2 * a.lora, target_modules="all-linear"))
-    elif a.freeze:
-        frozen = [model.model.embed_tokens, *model.model.layers[:a.freeze]]
-        for p in (p for m in frozen for p in m.parameters()):
-            p.requires_grad_(False)
+    else:
+        freeze_lower_layers(model, a.freeze)
     yes = [tokenizer.encode(w)[-1] for w in ("yes", " yes")]
     no = [tokenizer.encode(w)[-1] for w in ("no", " no")]
 
