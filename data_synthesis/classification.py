@@ -153,8 +153,12 @@ def read_named(spec: str, root: str | Path) -> list[Example]:
 
     if name in QUERY_SETS:  # ranking data turned into classification (queries as labels)
         return read_query_labels(name, split, root)
+    if name == "masked_keywords":  # unlabeled texts as a cloze: the removed keyword is the label
+        from rerank_rl.data_synthesis.keyword_labels import read_keyword_labels
+
+        return read_keyword_labels(split, root)
     if name not in READERS:
-        known = ", ".join(sorted([*READERS, *QUERY_SETS]))
+        known = ", ".join(sorted([*READERS, *QUERY_SETS, "masked_keywords"]))
         raise UserError(f"unknown classification set {name!r}: neither a known set ({known}) nor a file")
     reader, default_split = READERS[name]
     return reader(_data_folder(root, name), split or default_split)

@@ -137,3 +137,49 @@ def test_step0_is_the_embedding_baseline_on_real_sets(shared_data):
     for spec in sets:
         assert ours[spec]["macro_f1"] == pytest.approx(base[spec]["macro_f1"], abs=1e-9)
         assert ours[spec]["accuracy"] == pytest.approx(base[spec]["accuracy"], abs=1e-9)
+
+def test_frozen_text_tower_trains_labels_only_and_exports_both(tiny_encoder, toy_sets, tmp_path):
+    from rerank_rl.rl.errors import UserError
+    from rerank_rl.rl.paradigms.classifier.evaluate import predict_logits
+    from rerank_rl.rl.paradigms.classifier.export import export_model, sentence_transformer_logits, verify_export
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, architecture="bi_encoder", max_length=128,
+                                               logit_scale=20.0, text_tower="frozen"))
+    shared, _ = _bi(tiny_encoder)
+    with torch.no_grad():  # two copies of one encoder: step 0 is the shared model's (the base encoder's) scores
+        torch.testing.assert_close(score(model.eval(), tokenizer, TEXTS, LABELS, 128).logits,
+                                   score(shared, tokenizer, TEXTS, LABELS, 128).logits)
+    texts_before = {k: v.clone() for k, v in model.text_encoder.state_dict().items()}
+    labels_before = {k: v.clone() for k, v in model.encoder_model.state_dict().items()}
+    sampler = LabelSetSampler(toy_sets, DataConfig(max_labels=4, other_negatives=1), seed=0)
+    cfg = SupervisedConfig(steps=10, batch_size=8, lr=3e-3, head_lr=3e-3, warmup=0.0, log_every=10, save_every=0,
+                           loss="infonce", distill_weight=0.0, l2sp_weight=0.01)
+    model, _ = train_supervised(model, tokenizer, sampler, cfg, 64, tmp_path / "run", log=lambda _: None, frozen=0)
+    for name, value in model.text_encoder.state_dict().items():
+        assert torch.equal(value, texts_before[name]), name
+    moved = [name for name, value in model.encoder_model.state_dict().items()
+             if value.is_floating_point() and not torch.equal(value, labels_before[name])]
+    assert any(".layer.1." in name for name in moved)
+    # The export carries both towers: reloaded here and in sentence-transformers, the trained logits come back
+    # (logits, not sigmoid scores: at scale 20 every score of the tiny encoder reads 1.0).
+    folder = export_model(model, tokenizer, tmp_path / "export", max_length=128)
+    reloaded, _ = load_model(folder)
+    assert reloaded.text_encoder is not None
+    labels = ["sports", "business", "science"]
+    ours = predict_logits(model, tokenizer, TEXTS, labels, max_length=128)
+    np.testing.assert_allclose(predict_logits(reloaded, tokenizer, TEXTS, labels, max_length=128), ours, atol=1e-4)
+    np.testing.assert_allclose(sentence_transformer_logits(folder, TEXTS, labels), ours, atol=1e-4)
+    untrained = predict_logits(shared, tokenizer, TEXTS, labels, max_length=128)
+    assert np.abs(ours - untrained).max() > 0.1  # training moved the logits: the checks above have teeth
+    # An export whose text tower is not the one trained with fails its check, naming the folder.
+    from transformers import AutoModel
+
+    AutoModel.from_pretrained(str(folder)).save_pretrained(str(folder / "text_encoder"))  # the label tower instead
+    with pytest.raises(UserError, match="export.*scores differ from the trained model's"):
+        verify_export(model, tokenizer, folder)
+
+
+def test_frozen_text_tower_needs_the_bi_encoder():
+    with pytest.raises(ValueError, match="text_tower 'frozen' needs architecture 'bi_encoder'"):
+        ModelConfig(architecture="uni_encoder", text_tower="frozen").validate()

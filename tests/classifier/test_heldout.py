@@ -51,6 +51,11 @@ def test_split_holds_out_whole_labels_and_sets():
         assert not {r["text"] for r in rows} & {r["text"] for r in groups[name]}
     # 4 validation texts per set over its 2 chunks (2 each); 2 labels x 6 texts leave 10 to test on
     assert len(groups["intents#1"]) == 2 and len(tests["intents#1"]) == 10
+    # A group with fewer texts than validation and test ask for splits them in halves: the test figure is not
+    # left with the few texts validation did not take.
+    few = DataConfig(**{**cfg.__dict__, "holdout_examples": 40, "holdout_test_examples": 40})
+    small_groups, small_tests = split_holdout(sets, few, seed=0)[1:]
+    assert len(small_groups["intents#1"]) == 6 and len(small_tests["intents#1"]) == 6  # 12 texts, 6 and 6
     assert split_holdout(sets, DataConfig(**{**cfg.__dict__, "holdout_test_examples": 0}), seed=0)[2] == {}
     # The same seed holds out the same labels; another seed others.
     assert split_holdout(sets, cfg, seed=0)[1] == groups

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 CONFIG = "bi_encoder.json"
+TEXT_TOWER = "text_encoder"  # subfolder of a two-tower model's fixed text encoder
 _MODULES = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
@@ -29,9 +30,13 @@ class BiEncoder(torch.nn.Module):
 
     architecture = "bi-encoder"
 
-    def __init__(self, encoder, logit_scale: float, logit_bias: float = 0.0, max_length: int = 256):
+    def __init__(self, encoder, logit_scale: float, logit_bias: float = 0.0, max_length: int = 256,
+                 text_encoder=None):
         super().__init__()
         self.encoder_model = encoder
+        # With a text tower, texts are embedded by that fixed copy of the pretrained encoder and only the label
+        # tower (encoder_model) trains: the text space stays the base encoder's.
+        self.text_encoder = text_encoder.requires_grad_(False) if text_encoder is not None else None
         self.logit_scale = torch.nn.Parameter(torch.tensor(float(logit_scale)))
         self.logit_bias = torch.nn.Parameter(torch.tensor(float(logit_bias)))
         self.max_length = max_length
@@ -40,21 +45,27 @@ class BiEncoder(torch.nn.Module):
     def hidden_size(self) -> int:
         return self.encoder_model.config.hidden_size
 
-    def embed(self, tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
+    def embed(self, tokenizer, texts: list[str], max_length: int, tower=None) -> torch.Tensor:
         """(N, D) L2-normalised masked-mean embeddings (sentence-transformers' Transformer -> Pooling ->
-        Normalize, including its stripping of surrounding whitespace)."""
+        Normalize, including its stripping of surrounding whitespace) by `tower` (default: the label tower)."""
         inputs = tokenizer([str(t).strip() for t in texts], padding=True, truncation="longest_first",
                            max_length=max_length, return_tensors="pt").to(self.logit_scale.device)
-        hidden = self.encoder_model(**inputs).last_hidden_state
+        hidden = (tower or self.encoder_model)(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
         return F.normalize(pooled, p=2, dim=-1)
+
+    def embed_texts(self, tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
+        if self.text_encoder is None:
+            return self.embed(tokenizer, texts, max_length)
+        with torch.no_grad():
+            return self.embed(tokenizer, texts, max_length, self.text_encoder)
 
     def forward(self, tokenizer, texts: list[str], label_lists: list[list[str]], max_length: int):
         """(logits (B, K), mask (B, K), text vectors (B, D), class vectors (B, K, D)); each distinct label string of
         the batch is encoded once."""
         distinct = list(dict.fromkeys(label for labels in label_lists for label in labels))
-        text_vectors = self.embed(tokenizer, texts, max_length)
+        text_vectors = self.embed_texts(tokenizer, texts, max_length)
         label_vectors = self.embed(tokenizer, distinct, max_length)
         width = max(len(labels) for labels in label_lists)
         index = {label: i for i, label in enumerate(distinct)}
@@ -83,18 +94,41 @@ class BiEncoder(torch.nn.Module):
         (folder / CONFIG).write_text(json.dumps({
             "architecture": self.architecture, "logit_scale": self.logit_scale.item(),
             "logit_bias": self.logit_bias.item(), "max_length": self.max_length, "pooling": "mean",
-            "normalize": True}, indent=2) + "\n")
+            "normalize": True, "text_encoder": TEXT_TOWER if self.text_encoder is not None else None},
+            indent=2) + "\n")
+        if self.text_encoder is not None:
+            self.text_encoder.save_pretrained(str(folder / TEXT_TOWER))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> BiEncoder:
         head = json.loads((Path(folder) / CONFIG).read_text())
+        texts = head.get("text_encoder")
         return cls(AutoModel.from_pretrained(str(folder)), head["logit_scale"], head["logit_bias"],
-                   head["max_length"])
+                   head["max_length"], AutoModel.from_pretrained(str(Path(folder) / texts)) if texts else None)
 
 
-def build_bi_encoder(path: str, logit_scale: float, max_length: int):
-    """(BiEncoder, tokenizer) on the pretrained encoder at `path`: the base encoder itself, untouched."""
-    return BiEncoder(AutoModel.from_pretrained(path), logit_scale, 0.0, max_length), AutoTokenizer.from_pretrained(path)
+def build_bi_encoder(path: str, logit_scale: float, max_length: int, text_tower: str = "shared"):
+    """(BiEncoder, tokenizer) on the pretrained encoder at `path`: the base encoder itself, untouched. With
+    `text_tower="frozen"`, a second copy of it embeds the texts and never trains."""
+    texts = AutoModel.from_pretrained(path) if text_tower == "frozen" else None
+    return (BiEncoder(AutoModel.from_pretrained(path), logit_scale, 0.0, max_length, texts),
+            AutoTokenizer.from_pretrained(path))
+
+
+def sentence_transformers(folder: str | Path):
+    """(label model, text model) of a saved bi-encoder as sentence-transformers models: the same object for one
+    shared encoder; for two towers the text one is the folder's pipeline (tokenizer, pooling, normalisation) with
+    the `text_encoder` subfolder's weights."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = Path(folder)
+    head = json.loads((folder / CONFIG).read_text())
+    labels = SentenceTransformer(str(folder), device="cpu")
+    if not head.get("text_encoder"):
+        return labels, labels
+    texts = SentenceTransformer(str(folder), device="cpu")
+    texts[0].model = AutoModel.from_pretrained(str(folder / head["text_encoder"])).eval()
+    return labels, texts
 
 
 def is_bi_encoder_folder(folder: Path) -> bool:

@@ -27,8 +27,14 @@ class ModelConfig:
     dropout: float = 0.1
     train_embeddings: bool = False  # frozen word embeddings: half the weights, less forgetting, faster steps
     frozen_layers: int = 2  # also keep the lowest N transformer layers fixed (faster backward, less forgetting)
+    # bi_encoder only. shared: one encoder embeds texts and labels, both train. frozen: a fixed copy of the
+    # pretrained encoder embeds the texts and only the label tower trains (the text space stays the base's).
+    text_tower: Literal["shared", "frozen"] = "shared"
 
     def validate(self):
+        if self.text_tower == "frozen" and self.architecture != "bi_encoder":
+            raise ValueError("text_tower 'frozen' needs architecture 'bi_encoder' (the uni-encoder reads labels "
+                             "and text in one input)")
         if self.max_length < 16:
             raise ValueError("max_length must be at least 16 tokens")
         if self.frozen_layers < 0:

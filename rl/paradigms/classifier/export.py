@@ -22,8 +22,8 @@ import torch
 
 from rerank_rl.rl.errors import UserError
 
-from .evaluate import predict_probs
-from .biencoder import BiEncoder
+from .evaluate import predict_logits, predict_probs
+from .biencoder import BiEncoder, sentence_transformers
 from .model import LABEL_TOKEN, SEP_TOKEN, load_model
 from .trainio import save_model
 
@@ -74,25 +74,30 @@ def pipeline_scores(pipe, texts: list[str], labels: list[str], batch_size: int =
     return np.array([[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in results])
 
 
+def sentence_transformer_logits(folder: Path, texts: list[str], labels: list[str]) -> np.ndarray:
+    """(N, K) label logits of a bi-encoder export read by sentence-transformers and bi_encoder.json alone."""
+    head = json.loads((Path(folder) / "bi_encoder.json").read_text())
+    label_model, text_model = sentence_transformers(folder)
+    cosine = text_model.encode(texts, normalize_embeddings=True) @ label_model.encode(labels, normalize_embeddings=True).T
+    return head["logit_scale"] * cosine + head["logit_bias"]
+
+
 def sentence_transformer_scores(folder: Path, texts: list[str], labels: list[str]) -> np.ndarray:
     """(N, K) sigmoid scores of a bi-encoder export read by sentence-transformers and bi_encoder.json alone."""
-    from sentence_transformers import SentenceTransformer
-
-    head = json.loads((Path(folder) / "bi_encoder.json").read_text())
-    st = SentenceTransformer(str(folder), device="cpu")
-    cosine = st.encode(texts, normalize_embeddings=True) @ st.encode(labels, normalize_embeddings=True).T
-    return 1 / (1 + np.exp(-(head["logit_scale"] * cosine + head["logit_bias"])))
+    return 1 / (1 + np.exp(-sentence_transformer_logits(folder, texts, labels)))
 
 
 def verify_export(model, tokenizer, folder: Path, atol: float = 1e-4) -> None:
     """Fail loudly if the export does not reproduce the in-memory model's scores inside gliclass's pipeline (or
-    sentence-transformers, for a bi-encoder)."""
+    sentence-transformers, for a bi-encoder: logits there, since sigmoids of large logits all read 1.0)."""
     max_length = read_bundle(folder)["max_length"]
-    expected = predict_probs(model, tokenizer, _PROBE_TEXTS, _PROBE_LABELS, max_length=max_length)
     with torch.no_grad():
         if isinstance(model, BiEncoder):
-            got = sentence_transformer_scores(folder, _PROBE_TEXTS, _PROBE_LABELS)
+            expected = predict_logits(model, tokenizer, _PROBE_TEXTS, _PROBE_LABELS, max_length=max_length)
+            got = sentence_transformer_logits(folder, _PROBE_TEXTS, _PROBE_LABELS)
+            atol = atol * max(1.0, abs(float(model.logit_scale)))  # a cosine within atol, times the scale
         else:
+            expected = predict_probs(model, tokenizer, _PROBE_TEXTS, _PROBE_LABELS, max_length=max_length)
             got = pipeline_scores(gliclass_pipeline(folder), _PROBE_TEXTS, _PROBE_LABELS)
     gap = float(np.abs(expected - got).max())
     if gap > atol:

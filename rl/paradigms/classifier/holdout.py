@@ -63,7 +63,9 @@ def split_holdout(sets: dict[str, list[dict]], cfg: DataConfig, seed: int):
             rows = [{**row, "label_names": chunk} for row in sets[spec]
                     if row["gold_labels"] and set(row["gold_labels"]) <= inside]
             if _classes(rows) >= 2:  # a one-class group measures nothing
-                groups[f"{spec}#{i + 1}"] = validation = sample(rows, per_group, seed)
+                # A group with few texts (DL21's judged passages) gives its test half of them, not the leftovers.
+                take = min(per_group, max(1, len(rows) // 2)) if per_test else per_group
+                groups[f"{spec}#{i + 1}"] = validation = sample(rows, take, seed)
                 chosen = {id(row) for row in validation}
                 test = sample([row for row in rows if id(row) not in chosen], per_test, seed + 1) if per_test else []
                 if _classes(test) >= 2:

@@ -52,7 +52,7 @@ def build_model(cfg: ModelConfig, seed: int = 0):
     separator tokens added."""
     path = resolve_model(cfg.encoder)
     if cfg.architecture == "bi_encoder":
-        return build_bi_encoder(path, cfg.logit_scale, cfg.max_length)
+        return build_bi_encoder(path, cfg.logit_scale, cfg.max_length, cfg.text_tower)
     from gliclass import GLiClassModel, GLiClassModelConfig
 
     torch.manual_seed(seed)  # the added token embeddings and a random projector depend on it
