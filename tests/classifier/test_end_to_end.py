@@ -12,8 +12,9 @@ from rerank_rl.rl.cli import main
 from rerank_rl.rl.config import CONFIG_DIR, load_recipe
 
 # The tiny recipe is the bi-encoder's; these settings make it the uni-encoder's as it was before.
-UNI_ENCODER = [arg for key in ("model.architecture=uni_encoder", "model.max_length=64", "model.logit_scale=10.0",
-                               "supervised.loss=bce", "supervised.lr=1e-4") for arg in ("--set", key)]
+UNI_ENCODER = [arg for key in ("model.architecture=uni_encoder", "model.text_tower=shared", "model.max_length=64",
+                               "model.logit_scale=10.0", "supervised.loss=bce", "supervised.lr=1e-4")
+               for arg in ("--set", key)]
 
 
 @pytest.fixture(scope="module")
