@@ -6,6 +6,9 @@ last hidden states, then L2 normalisation), so the untrained model IS the base e
 training starts at the bar it must clear, and checkpoint choice can always fall back to it. A folder saved here is a
 sentence-transformers model as well (`SentenceTransformer(DIR)` loads it), plus `bi_encoder.json` with the scale,
 bias and token limit.
+
+Two towers (`text_tower: frozen`): a fixed copy of the base encoder embeds the texts, saved in `text_encoder/`, and
+the folder's own encoder embeds the labels (`sentence_transformers(DIR)` gives both).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class BiEncoder(torch.nn.Module):
         super().__init__()
         self.encoder_model = encoder
         # With a text tower, texts are embedded by that fixed copy of the pretrained encoder and only the label
-        # tower (encoder_model) trains: the text space stays the base encoder's.
+        # tower (encoder_model) trains: the text space stays the base encoder's. It follows train()/eval() like the
+        # rest of the model, so in training its dropout noises the texts, as the shared tower's did.
         self.text_encoder = text_encoder.requires_grad_(False) if text_encoder is not None else None
         self.logit_scale = torch.nn.Parameter(torch.tensor(float(logit_scale)))
         self.logit_bias = torch.nn.Parameter(torch.tensor(float(logit_bias)))
