@@ -13,6 +13,7 @@ the folder's own encoder embeds the labels (`sentence_transformers(DIR)` gives b
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class BiEncoder(torch.nn.Module):
         Normalize, including its stripping of surrounding whitespace) by `tower` (default: the label tower)."""
         inputs = tokenizer([str(t).strip() for t in texts], padding=True, truncation="longest_first",
                            max_length=max_length, return_tensors="pt").to(self.logit_scale.device)
-        hidden = (tower or self.encoder_model)(**inputs).last_hidden_state
+        hidden = (self.encoder_model if tower is None else tower)(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
         return F.normalize(pooled, p=2, dim=-1)
@@ -114,9 +115,9 @@ class BiEncoder(torch.nn.Module):
 def build_bi_encoder(path: str, logit_scale: float, max_length: int, text_tower: str = "shared"):
     """(BiEncoder, tokenizer) on the pretrained encoder at `path`: the base encoder itself, untouched. With
     `text_tower="frozen"`, a second copy of it embeds the texts and never trains."""
-    texts = AutoModel.from_pretrained(path) if text_tower == "frozen" else None
-    return (BiEncoder(AutoModel.from_pretrained(path), logit_scale, 0.0, max_length, texts),
-            AutoTokenizer.from_pretrained(path))
+    encoder = AutoModel.from_pretrained(path)
+    texts = copy.deepcopy(encoder) if text_tower == "frozen" else None  # one read from disk, two towers
+    return BiEncoder(encoder, logit_scale, 0.0, max_length, texts), AutoTokenizer.from_pretrained(path)
 
 
 def sentence_transformers(folder: str | Path):
@@ -130,7 +131,7 @@ def sentence_transformers(folder: str | Path):
     labels = SentenceTransformer(str(folder), device="cpu")
     if not head.get("text_encoder"):
         return labels, labels
-    texts = SentenceTransformer(str(folder), device="cpu")
+    texts = copy.deepcopy(labels)  # the same tokenizer, pooling and normalisation, read once
     texts[0].model = AutoModel.from_pretrained(str(folder / head["text_encoder"])).eval()
     return labels, texts
 
