@@ -79,8 +79,11 @@ def report(metrics: dict, config, total: float) -> str:
     for stage in ("supervised_training", "ppo_training"):
         held = metrics.get(stage, {}).get("heldout")
         if held:
+            # in brackets: the share of bootstrap resamples on which the step beats the stage's start
             figures = ", ".join(f"{h['step']}" + (f" mixed {h['interpolation']}" if "interpolation" in h else "")
-                                + f": {h['macro_f1']:.3f}" for h in held["history"])
+                                + f": {h['macro_f1']:.3f}"
+                                + (f" ({h['p_better_than_start']:.2f})" if "p_better_than_start" in h else "")
+                                for h in held["history"])
             mixed = held.get("chosen_interpolation")
             lines.append(f"{stage} held-out labels by step ({figures}); chosen step {held['chosen_step']}"
                          + (f" mixed {mixed} with the pretrained weights" if mixed is not None else ""))

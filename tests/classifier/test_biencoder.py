@@ -183,3 +183,28 @@ def test_frozen_text_tower_trains_labels_only_and_exports_both(tiny_encoder, toy
 def test_frozen_text_tower_needs_the_bi_encoder():
     with pytest.raises(ValueError, match="text_tower 'frozen' needs architecture 'bi_encoder'"):
         ModelConfig(architecture="uni_encoder", text_tower="frozen").validate()
+
+
+def test_validator_embeds_a_locked_towers_texts_once(tiny_encoder):
+    from rerank_rl.rl.paradigms.classifier.validate import Validator
+
+    model, tokenizer = build_model(ModelConfig(encoder=tiny_encoder, architecture="bi_encoder", max_length=128,
+                                               text_tower="frozen"))
+    labels = ["sports", "business", "science"]
+    group = [{"text": text, "label_names": labels, "gold_labels": [labels[i % 3]]} for i, text in enumerate(TEXTS)]
+    validator = Validator({"toy#1": group}, tiny_encoder, 128, batch_size=2, base={"macro_f1": 0.0})
+    model.train()
+    first, first_pred = validator.run(model, tokenizer)
+    assert model.training and model.text_cache is None  # left as found: nothing cached on the model itself
+    assert set(validator.text_cache) == {(text, 128) for text in TEXTS}
+    uncached = score(model.eval(), tokenizer, TEXTS, labels, 128).logits
+    cached = torch.stack([validator.text_cache[(text, 128)] for text in TEXTS])
+    torch.testing.assert_close(cached, model.embed_texts(tokenizer, TEXTS, 128))
+    # The second validation reads the vectors from the cache: with the tower's weights spoiled it still agrees
+    # with the first, while scoring without the validator sees the change.
+    with torch.no_grad():
+        for param in model.text_encoder.parameters():
+            param.add_(torch.randn_like(param))
+    second, second_pred = validator.run(model, tokenizer)
+    assert second == first and np.array_equal(second_pred["toy#1"], first_pred["toy#1"])
+    assert not torch.allclose(score(model.eval(), tokenizer, TEXTS, labels, 128).logits, uncached)

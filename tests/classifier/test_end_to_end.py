@@ -63,6 +63,8 @@ def test_heldout_labels_are_measured_and_choose_the_checkpoint(tiny_run, heldout
         figures = [h["macro_f1"] for h in choice["history"]]
         assert choice["macro_f1"] == max(figures) and choice["base_encoder"] == base
         assert figures.index(max(figures)) == [h["step"] for h in choice["history"]].index(choice["chosen_step"])
+        # Each later validation says how sure its gain over the stage's start is (paired bootstrap of the texts).
+        assert all(0.0 <= h["p_better_than_start"] <= 1.0 for h in choice["history"][1:])
         # The stage's model is the chosen checkpoint: scored afresh it gives the figure it was chosen for; its
         # reported figure is on the held-out labels' other texts.
         final = tiny_run / evaluated / "final"

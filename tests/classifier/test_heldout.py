@@ -3,7 +3,9 @@ that a stage keeps its best validated checkpoint (not its last); L2-SP; label va
 
 import json
 import random
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -75,9 +77,9 @@ class ScriptedValidator:
     def __init__(self, figures):
         self.figures, self.base, self.seen = list(figures), {"macro_f1": 0.5}, []
 
-    def __call__(self, model, tokenizer):
+    def run(self, model, tokenizer):  # (figure, no per-text decisions: no bootstrap)
         self.seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return {"macro_f1": self.figures.pop(0), "sets": {}}
+        return {"macro_f1": self.figures.pop(0), "sets": {}}, None
 
 
 def _saved(folder):
@@ -138,6 +140,112 @@ def test_ppo_reports_heldout_figure_beside_reward_and_keeps_its_best(tiny_encode
     assert [h["step"] for h in history] == [0, 1, 2, 3] and all("reward" in h for h in history[1:])
     assert summary["heldout"]["chosen_step"] == 0 and _same(_saved(tmp_path / "final"), validator.seen[0])
     assert not summary["heldout"]["at_or_above_base"]  # 0.4 < base 0.5, said so
+
+
+def _decisions(gold, wrong_rows, seed=0):
+    """One-hot decisions that match `gold` except on `wrong_rows`, where another label is picked."""
+    pred = gold.copy()
+    for i in wrong_rows:
+        pred[i] = np.roll(gold[i], 1 + seed % (gold.shape[1] - 1))
+    return pred
+
+
+def _gold(n, k, seed):
+    rng = np.random.default_rng(seed)
+    gold = np.zeros((n, k), dtype=bool)
+    gold[np.arange(n), rng.integers(0, k - 1, n)] = True  # the last label is never gold
+    return gold
+
+
+def test_bootstrap_share_of_a_gain_grows_with_the_gain():
+    from rerank_rl.rl.paradigms.classifier.evaluate import classification_metrics
+    from rerank_rl.rl.paradigms.classifier.validate import _macro_f1, prob_better
+
+    gold = {"a#1": _gold(60, 5, 0), "a#2": _gold(60, 5, 1), "b#1": _gold(60, 4, 2)}
+    rng = np.random.default_rng(3)
+    noisy = {g: _decisions(m, rng.choice(60, 30, replace=False), seed=i) for i, (g, m) in enumerate(gold.items())}
+    for group in gold:  # unresampled, it is scikit-learn's macro-F1, the never-gold label counted as 0
+        assert _macro_f1(noisy[group], gold[group], np.arange(60)[None])[0] == pytest.approx(
+            classification_metrics(noisy[group], gold[group], list("abcde")[: gold[group].shape[1]])["macro_f1"])
+    assert prob_better(noisy, noisy, gold) == 0.0  # a tie is no gain
+    assert prob_better(gold, noisy, gold) == 1.0 and prob_better(noisy, gold, gold) == 0.0
+    # One text of 180 put right is a real but tiny gain: most resamples show it, far from all; 20 texts: nearly all.
+    def fixed(count):
+        return {g: m.copy() for g, m in noisy.items()} | {"b#1": np.where(
+            (np.arange(60) < count)[:, None] & (noisy["b#1"] != gold["b#1"]).any(1)[:, None], gold["b#1"],
+            noisy["b#1"])}
+    one = next(c for c in range(1, 60) if (fixed(c)["b#1"] != noisy["b#1"]).any())  # the first wrong text
+    small, large = prob_better(fixed(one), noisy, gold), prob_better(fixed(60), noisy, gold)
+    assert 0.3 < small < 0.9 and large > 0.97
+
+
+class DecisionValidator:
+    """Scores scripted decisions on fixed gold labels as the real validator does (figure and decisions)."""
+
+    def __init__(self, gold, decisions):
+        from rerank_rl.rl.paradigms.classifier.evaluate import classification_metrics
+
+        self.gold, self.decisions, self.base = gold, list(decisions), {"macro_f1": 0.5}
+        self.metrics = classification_metrics
+
+    def run(self, model, tokenizer):
+        pred = self.decisions.pop(0)
+        results = {g: self.metrics(pred[g], self.gold[g], [str(j) for j in range(self.gold[g].shape[1])])
+                   for g in self.gold}
+        return heldout_figure(results), pred
+
+
+class Saveable:
+    """A model and tokenizer stand-in whose saved folder says which step it was saved at."""
+
+    step = None
+
+    def save_pretrained(self, folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "step.txt").write_text(str(self.step))
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.95])
+def test_choice_needs_a_gain_beyond_the_noise(tmp_path, confidence):
+    gold = {"a#1": _gold(80, 5, 0), "b#1": _gold(80, 4, 1)}
+    start = {g: _decisions(m, range(40)) for g, m in gold.items()}
+    slightly = {"a#1": _decisions(gold["a#1"], range(1, 40)), "b#1": start["b#1"]}  # one text more right
+    clearly = {g: _decisions(m, range(20)) for g, m in gold.items()}  # 40 texts more right
+    lines = []
+    selection = Selection(DecisionValidator(gold, [start, slightly, slightly, clearly]), tmp_path / "final",
+                          every=1, log=lines.append, confidence=confidence)
+    model = Saveable()
+
+    def check(step):
+        model.step = step
+        selection.check(step, model, model)
+
+    check(0)
+    check(1)
+    # A tiny gain is kept without a confidence and not with one; the clear gain is kept either way.
+    assert selection.state["best_step"] == (1 if confidence == 0 else 0)
+    # Restored from a checkpoint's state (plain tensors), the choice compares against the same decisions.
+    torch.save(selection.state, tmp_path / "state.pt")
+    restored = torch.load(tmp_path / "state.pt", weights_only=True)
+    selection = Selection(selection.validator, tmp_path / "final", every=1, log=lines.append, state=restored,
+                          confidence=confidence)
+    check(2)
+    assert selection.state["best_step"] == (1 if confidence == 0 else 0)
+    check(3)
+    assert selection.state["best_step"] == 3 and (tmp_path / "final" / "step.txt").read_text() == "3"
+    history = selection.summary()["heldout"]["history"]
+    assert "p_better_than_best" not in history[0] and all(0 <= h["p_better_than_start"] <= 1 for h in history[1:])
+    assert history[2]["p_better_than_best"] == (0.0 if confidence == 0 else history[2]["p_better_than_start"])
+    assert history[1]["p_better_than_start"] < 0.95 < history[3]["p_better_than_start"]
+    assert f"beats step 0 in {history[1]['p_better_than_best']:.0%} of resamples" in lines[1]
+
+
+def test_choice_confidence_must_be_a_share(tmp_path):
+    from rerank_rl.rl.config import CONFIG_DIR, load_recipe
+
+    for stage in ("supervised", "ppo"):
+        with pytest.raises(UserError, match=f"gliclass_tiny.yaml: {stage}.choice_confidence must be in"):
+            load_recipe(CONFIG_DIR / "gliclass_tiny.yaml", [f"{stage}.choice_confidence=1"])
 
 
 def test_selection_state_survives_a_checkpoint(tmp_path):

@@ -161,9 +161,9 @@ class ScriptedValidator:
     def __init__(self, figures):
         self.figures, self.seen = iter(figures), []
 
-    def __call__(self, model, tokenizer):
+    def run(self, model, tokenizer):  # (figure, no per-text decisions: no bootstrap)
         self.seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return {"macro_f1": next(self.figures), "sets": {}}
+        return {"macro_f1": next(self.figures), "sets": {}}, None
 
 
 @pytest.mark.parametrize("mix_wins", [True, False])

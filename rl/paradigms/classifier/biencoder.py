@@ -45,6 +45,10 @@ class BiEncoder(torch.nn.Module):
         self.logit_scale = torch.nn.Parameter(torch.tensor(float(logit_scale)))
         self.logit_bias = torch.nn.Parameter(torch.tensor(float(logit_bias)))
         self.max_length = max_length
+        # Lent by a caller that scores the same texts again and again (the held-out validator): the locked tower's
+        # text vectors outside training, by (text, max_length). None (no caching) otherwise, so that a server
+        # does not keep every text it is sent.
+        self.text_cache: dict[tuple[str, int], torch.Tensor] | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -64,7 +68,13 @@ class BiEncoder(torch.nn.Module):
         if self.text_encoder is None:
             return self.embed(tokenizer, texts, max_length)
         with torch.no_grad():
-            return self.embed(tokenizer, texts, max_length, self.text_encoder)
+            if self.training or self.text_cache is None:  # in training dropout noises the texts: nothing to reuse
+                return self.embed(tokenizer, texts, max_length, self.text_encoder)
+            missing = list(dict.fromkeys(text for text in texts if (text, max_length) not in self.text_cache))
+            if missing:
+                vectors = self.embed(tokenizer, missing, max_length, self.text_encoder)
+                self.text_cache.update({(text, max_length): vector for text, vector in zip(missing, vectors)})
+            return torch.stack([self.text_cache[(text, max_length)] for text in texts])
 
     def forward(self, tokenizer, texts: list[str], label_lists: list[list[str]], max_length: int):
         """(logits (B, K), mask (B, K), text vectors (B, D), class vectors (B, K, D)); each distinct label string of

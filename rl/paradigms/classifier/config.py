@@ -146,6 +146,10 @@ class SupervisedConfig:
     # validated checkpoint (step 0 included). 0 = off: the last weights.
     validate_every: int = 50
     patience: int = 0  # stop after this many validations without a new best (0: never stop early)
+    # A better figure replaces the kept checkpoint only when it beats it on at least this share of paired bootstrap
+    # resamples of the validation texts (0.95: a gain that the sample's noise would explain 1 time in 20 or less);
+    # 0 = any strictly better figure.
+    choice_confidence: float = 0.0
     # WiSE-FT (robust fine-tuning of zero-shot models): after training, the weights alpha * last + (1 - alpha) *
     # pretrained for each alpha here are validated like checkpoints, so the stage keeps the best of its steps and
     # these mixes. Needs validate_every. [] = off.
@@ -169,6 +173,9 @@ class SupervisedConfig:
             raise ValueError("prior_weight and l2sp_weight must be >= 0")
         if self.validate_every < 0 or self.patience < 0:
             raise ValueError("validate_every and patience must be >= 0")
+        if not 0.0 <= self.choice_confidence < 1.0:
+            raise ValueError(f"choice_confidence must be in [0, 1) (a share of bootstrap resamples), got "
+                             f"{self.choice_confidence}")
 
 
 @dataclass
@@ -191,10 +198,14 @@ class PPOConfig:
     save_every: int = 10
     validate_every: int = 2  # held-out-label macro-F1 beside the reward every N steps; the best checkpoint is kept
     patience: int = 0
+    choice_confidence: float = 0.0  # as supervised.choice_confidence
 
     def validate(self):
         if self.validate_every < 0 or self.patience < 0:
             raise ValueError("validate_every and patience must be >= 0")
+        if not 0.0 <= self.choice_confidence < 1.0:
+            raise ValueError(f"choice_confidence must be in [0, 1) (a share of bootstrap resamples), got "
+                             f"{self.choice_confidence}")
         if self.steps < 0 or self.batch_size < 1 or self.samples_per_example < 1 or self.inner_iters < 1:
             raise ValueError("steps >= 0, batch_size, samples_per_example and inner_iters >= 1")
         if not 0 < self.clip_eps < 1:

@@ -84,6 +84,14 @@ def unseen_labels(labels: list[str], seen: set[str]) -> list[str]:
     return [label for label in labels if label.casefold() not in seen]
 
 
+def decisions(model, tokenizer, rows: list[dict], where: str, batch_size: int = 32, max_length: int = 160,
+              classification_type: str = "single-label", threshold: float = 0.5):
+    """(labels, predicted (N, K) booleans, gold (N, K) booleans) of the classifier on one evaluation set."""
+    labels = shared_labels(rows, where)
+    scores = predict_probs(model, tokenizer, [r["text"] for r in rows], labels, batch_size, max_length)
+    return labels, decide(scores, classification_type, threshold), gold_matrix(rows, labels)
+
+
 def evaluate_model(model, tokenizer, sets: dict[str, list[dict]], seen: set[str], batch_size: int = 32,
                    max_length: int = 160, classification_type: str = "single-label",
                    threshold: float = 0.5) -> dict:
@@ -91,10 +99,9 @@ def evaluate_model(model, tokenizer, sets: dict[str, list[dict]], seen: set[str]
     results = {}
     for name, rows in sets.items():
         started = time.time()
-        labels = shared_labels(rows, name)
-        scores = predict_probs(model, tokenizer, [r["text"] for r in rows], labels, batch_size, max_length)
-        pred = decide(scores, classification_type, threshold)
-        results[name] = {**classification_metrics(pred, gold_matrix(rows, labels), labels, unseen_labels(labels, seen)),
+        labels, pred, gold = decisions(model, tokenizer, rows, name, batch_size, max_length, classification_type,
+                                       threshold)
+        results[name] = {**classification_metrics(pred, gold, labels, unseen_labels(labels, seen)),
                          "wall_s": round(time.time() - started, 2)}
     return results
 

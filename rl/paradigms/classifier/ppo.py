@@ -149,7 +149,7 @@ def train_ppo(model, tokenizer, sampler: LabelSetSampler, cfg: PPOConfig, max_le
     model.eval()
     logger = StepLogger(out_dir, "ppo")
     selection = Selection(validator, out_dir / "final", cfg.validate_every, cfg.patience, log, logger,
-                          state.get("selection"))
+                          state.get("selection"), cfg.choice_confidence)
     if selection.active and not start:
         selection.check(0, model, tokenizer)
     started, history, stopped_at = time.time(), [], None

@@ -154,7 +154,7 @@ def train_supervised(model, tokenizer, sampler: LabelSetSampler, cfg: Supervised
         scheduler.load_state_dict(state["scheduler"])
     logger = StepLogger(out_dir, "supervised")
     selection = Selection(validator, out_dir / "final", cfg.validate_every, cfg.patience, log, logger,
-                          state.get("selection"))
+                          state.get("selection"), cfg.choice_confidence)
     model.train()
     started, first_loss, loss_value, stopped_at = time.time(), None, float("nan"), None
     if selection.active and not start:
