@@ -208,3 +208,13 @@ def test_validator_embeds_a_locked_towers_texts_once(tiny_encoder):
     second, second_pred = validator.run(model, tokenizer)
     assert second == first and np.array_equal(second_pred["toy#1"], first_pred["toy#1"])
     assert not torch.allclose(score(model.eval(), tokenizer, TEXTS, labels, 128).logits, uncached)
+    # Another model (with another text tower) does not read the first one's vectors: its own are cached.
+    other, _ = build_model(ModelConfig(encoder=tiny_encoder, architecture="bi_encoder", max_length=128,
+                                       text_tower="frozen"))
+    with torch.no_grad():
+        for param in other.text_encoder.parameters():
+            param.mul_(0.5)
+    validator.run(other, tokenizer)
+    recached = torch.stack([validator.text_cache[(text, 128)] for text in TEXTS])
+    assert not torch.allclose(recached, cached)
+    torch.testing.assert_close(recached, other.eval().embed_texts(tokenizer, TEXTS, 128))

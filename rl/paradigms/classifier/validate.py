@@ -69,7 +69,10 @@ class Validator:
         self.max_length = max_length
         self.batch_size = batch_size
         self.gold = {name: gold_matrix(rows, shared_labels(rows, name)) for name, rows in groups.items()}
-        self.text_cache: dict = {}  # lent to a two-tower model: its locked tower embeds each text once
+        # Lent to a two-tower model: its locked tower embeds each text once. Bound to that tower (another model,
+        # even one loaded from the same weights, starts a new cache: nothing says its text tower is the same).
+        self.text_cache: dict = {}
+        self.cached_tower = None
         self.base = base if base is not None else heldout_figure(embedding_baseline(groups, set(), encoder))
 
     def run(self, model, tokenizer) -> tuple[dict, Predictions]:
@@ -77,6 +80,8 @@ class Validator:
         was_training = model.training
         cache = getattr(model, "text_encoder", None) is not None
         if cache:
+            if self.cached_tower is not model.text_encoder:
+                self.text_cache, self.cached_tower = {}, model.text_encoder
             model.text_cache = self.text_cache
         results, predictions = {}, {}
         try:
