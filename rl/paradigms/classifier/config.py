@@ -12,6 +12,15 @@ from rerank_rl.rl.config import register_schema
 from rerank_rl.rl.recipe import RaySection  # the orchestration layer's section, shared by every paradigm
 
 
+def _check_choice(stage) -> None:
+    """The checkpoint-choice settings both training stages share."""
+    if stage.validate_every < 0 or stage.patience < 0:
+        raise ValueError("validate_every and patience must be >= 0")
+    if not 0.0 <= stage.choice_confidence < 1.0:
+        raise ValueError(f"choice_confidence must be in [0, 1) (a share of bootstrap resamples), got "
+                         f"{stage.choice_confidence}")
+
+
 @dataclass
 class ModelConfig:
     encoder: str = "minilm"  # "minilm" (embedded all-MiniLM-L6-v2), a local folder or a hub id
@@ -171,11 +180,7 @@ class SupervisedConfig:
             raise ValueError("distill_weight must be >= 0 and distill_temperature > 0")
         if self.prior_weight < 0 or self.l2sp_weight < 0:
             raise ValueError("prior_weight and l2sp_weight must be >= 0")
-        if self.validate_every < 0 or self.patience < 0:
-            raise ValueError("validate_every and patience must be >= 0")
-        if not 0.0 <= self.choice_confidence < 1.0:
-            raise ValueError(f"choice_confidence must be in [0, 1) (a share of bootstrap resamples), got "
-                             f"{self.choice_confidence}")
+        _check_choice(self)
 
 
 @dataclass
@@ -201,11 +206,7 @@ class PPOConfig:
     choice_confidence: float = 0.0  # as supervised.choice_confidence
 
     def validate(self):
-        if self.validate_every < 0 or self.patience < 0:
-            raise ValueError("validate_every and patience must be >= 0")
-        if not 0.0 <= self.choice_confidence < 1.0:
-            raise ValueError(f"choice_confidence must be in [0, 1) (a share of bootstrap resamples), got "
-                             f"{self.choice_confidence}")
+        _check_choice(self)
         if self.steps < 0 or self.batch_size < 1 or self.samples_per_example < 1 or self.inner_iters < 1:
             raise ValueError("steps >= 0, batch_size, samples_per_example and inner_iters >= 1")
         if not 0 < self.clip_eps < 1:
